@@ -1,0 +1,209 @@
+/*
+ * qq.c: the client side of the qmail-queue interface.
+ *
+ * The envelope is written only after the whole message, as qmail-queue
+ * reads fd 0 to its end before it reads fd 1. SIGPIPE must be ignored by
+ * the program using this module; a broken pipe shows as a failure here
+ * and as the child's exit code. Never passes anything through a shell.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/env.h"
+#include "lib/exitcode.h"
+#include "lib/fd.h"
+#include "lib/home.h"
+#include "mail/qq.h"
+
+#define QQ_CUSTOM_MAX 1000
+
+static void qq_child(int msg, int env, int err)
+{
+	struct str path = STR_INIT;
+	const char *prog = env_trusted("QMAILQUEUE");
+
+	if (!prog || !*prog) {
+		if (str_copys(&path, home_dir()) < 0 ||
+		    str_appends(&path, "/bin/qmail-queue") < 0)
+			_exit(QQ_NOMEM);
+		prog = path.s;
+	}
+	if (fd_move(0, msg) < 0 || fd_move(1, env) < 0 || fd_move(6, err) < 0)
+		_exit(QQ_BUG);
+	execl(prog, prog, (char *)NULL);
+	_exit(QQ_BUG);
+}
+
+int qq_start(struct qq *q)
+{
+	int m[2], e[2], r[2];
+
+	memset(q, 0, sizeof *q);
+	q->pid = -1;
+	if (pipe(m) < 0)
+		return -1;
+	if (pipe(e) < 0)
+		goto fail_m;
+	if (pipe(r) < 0)
+		goto fail_e;
+	q->pid = fork();
+	if (q->pid < 0)
+		goto fail_r;
+	if (q->pid == 0) {
+		close(m[1]);
+		close(e[1]);
+		close(r[0]);
+		qq_child(m[0], e[0], r[1]);
+	}
+	close(m[0]);
+	close(e[0]);
+	close(r[1]);
+	fd_cloexec(m[1]);
+	fd_cloexec(e[1]);
+	fd_cloexec(r[0]);
+	q->envfd = e[1];
+	q->errfd = r[0];
+	buf_init(&q->msg, m[1], q->space, sizeof q->space, 0);
+	return 0;
+fail_r:
+	close(r[0]);
+	close(r[1]);
+fail_e:
+	close(e[0]);
+	close(e[1]);
+fail_m:
+	close(m[0]);
+	close(m[1]);
+	return -1;
+}
+
+void qq_put(struct qq *q, const void *p, size_t n)
+{
+	if (!q->failed && buf_put(&q->msg, p, n) < 0)
+		q->failed = 1;
+}
+
+void qq_puts(struct qq *q, const char *s)
+{
+	qq_put(q, s, strlen(s));
+}
+
+static int qq_wait(struct qq *q)
+{
+	int status;
+
+	while (waitpid(q->pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return QQ_BUG;
+	q->pid = -1;
+	if (!WIFEXITED(status))
+		return QQ_BUG;
+	return WEXITSTATUS(status);
+}
+
+/* The child's own text for exit 82: "Dtext" is permanent, "Ztext" is
+ * temporary. Anything unprintable is replaced, so it is safe to send. */
+static void qq_custom_reply(struct qq *q, struct str *reply)
+{
+	char text[QQ_CUSTOM_MAX];
+	size_t n = 0;
+	ssize_t r;
+
+	while (n < sizeof text &&
+	       (r = read(q->errfd, text + n, sizeof text - n)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		n += (size_t)r;
+	}
+	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' ||
+			 text[n - 1] == '\0'))
+		n--;
+	if (n < 2 || (text[0] != 'D' && text[0] != 'Z')) {
+		str_copys(reply, "451 qq temporary problem (#4.3.0)");
+		return;
+	}
+	str_copys(reply, text[0] == 'D' ? "554 " : "451 ");
+	for (size_t i = 1; i < n; i++) {
+		unsigned char c = (unsigned char)text[i];
+		str_appendc(reply, (c < 32 || c > 126) ? '?' : (char)c);
+	}
+}
+
+static int qq_write_envelope(struct qq *q, const char *sender,
+			     const struct str *rcpts)
+{
+	struct buf env;
+	char space[BUF_SIZE];
+
+	buf_init(&env, q->envfd, space, sizeof space, 0);
+	if (buf_putc(&env, 'F') < 0 || buf_puts(&env, sender) < 0 ||
+	    buf_putc(&env, 0) < 0)
+		return -1;
+	for (size_t pos = 0; pos < rcpts->len;) {
+		const char *r = rcpts->s + pos;
+		size_t len = strlen(r);
+		if (buf_putc(&env, 'T') < 0 || buf_put(&env, r, len + 1) < 0)
+			return -1;
+		pos += len + 1;
+	}
+	if (buf_putc(&env, 0) < 0 || buf_flush(&env) < 0)
+		return -1;
+	return 0;
+}
+
+int qq_finish_list(struct qq *q, const char *sender, const struct str *rcpts,
+		   struct str *reply)
+{
+	int code;
+
+	if (!q->failed && buf_flush(&q->msg) < 0)
+		q->failed = 1;
+	close(q->msg.fd);
+	if (!q->failed && qq_write_envelope(q, sender, rcpts) < 0)
+		q->failed = 1;
+	close(q->envfd);
+	code = qq_wait(q);
+	if (code == QQ_CUSTOM)
+		qq_custom_reply(q, reply);
+	else if (code == 0 && q->failed)
+		code = QQ_BUG; /* it claims success on a message we broke */
+	if (code != QQ_CUSTOM)
+		str_copys(reply, qq_reply(code));
+	close(q->errfd);
+	return code;
+}
+
+int qq_finish(struct qq *q, const char *sender, const char *const *rcpts,
+	      size_t nrcpts, struct str *reply)
+{
+	struct str list = STR_INIT;
+	int code;
+
+	for (size_t i = 0; i < nrcpts; i++)
+		if (str_append(&list, rcpts[i], strlen(rcpts[i]) + 1) < 0) {
+			qq_abort(q);
+			str_copys(reply, qq_reply(QQ_NOMEM));
+			return QQ_NOMEM;
+		}
+	code = qq_finish_list(q, sender, &list, reply);
+	str_free(&list);
+	return code;
+}
+
+void qq_abort(struct qq *q)
+{
+	if (q->pid > 0) {
+		kill(q->pid, SIGTERM);
+		close(q->msg.fd);
+		close(q->envfd);
+		close(q->errfd);
+		qq_wait(q);
+	}
+}

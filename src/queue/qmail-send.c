@@ -1,0 +1,1302 @@
+/*
+ * qmail-send: schedule deliveries from the queue, and bounce failures.
+ *
+ * Fds (set up by qmail-start): 0 log, 1/2 to/from qmail-lspawn, 3/4
+ * to/from qmail-rspawn, 5/6 to/from qmail-clean. The queue on disk is the
+ * only state that matters: everything in memory can be rebuilt from
+ * info/ at start. A recipient is marked done (its T becomes D) only after
+ * its delivery succeeded, or after its failure is safely in bounce/; so a
+ * crash can repeat a delivery, never lose one. Bounces go out in qmail's
+ * format (QSBMF). It never runs a shell and never delivers by itself.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auto.h"
+#include "lib/buf.h"
+#include "lib/ctl.h"
+#include "lib/date822.h"
+#include "lib/exitcode.h"
+#include "lib/fd.h"
+#include "lib/fsync_dir.h"
+#include "lib/home.h"
+#include "lib/log.h"
+#include "lib/str.h"
+#include "mail/qq.h"
+#include "queue/route.h"
+
+#define SLOTS_MAX 256
+#define TODO_SCAN 60		/* seconds between todo scans anyway */
+#define HOUSEKEEPING 3600	/* seconds between orphan scans */
+#define ORPHAN_AGE (36 * 3600)	/* mess files nobody owns, removed after */
+#define ENVELOPE_MAX (64 << 20) /* a todo or channel file larger is broken */
+
+static const char *const chan_name[2] = {"local", "remote"};
+static const int chan_out[2] = {1, 3}, chan_in[2] = {2, 4};
+static const unsigned retry_c[2] = {10, 20};
+
+/* --- configuration --- */
+
+static struct {
+	struct str me, bouncefrom, bouncehost, dbto, dbhost;
+	unsigned long conc[2], lifetime;
+	struct routes routes;
+} cfg;
+
+/* --- messages --- */
+
+struct msg {
+	unsigned long id;
+	time_t birth;
+	time_t next[2]; /* when the channel is due */
+	int pending[2]; /* the channel file exists */
+	int injob[2];	/* a job for the channel is running */
+	int inheap[2];
+	int bounce_wait; /* a bounce could not be injected yet */
+	struct msg *hnext;
+};
+
+#define BUCKETS 65536
+static struct msg *table[BUCKETS];
+static size_t nmsgs;
+
+struct heapent {
+	time_t t;
+	struct msg *m;
+};
+static struct heapent *heap[2];
+static size_t heaplen[2], heapcap[2];
+
+struct job {
+	struct msg *m;
+	int chan;
+	int fd;		   /* the channel file, O_RDWR */
+	struct str data;   /* its contents */
+	struct str sender; /* from info/ */
+	size_t scan;	   /* where to look for the next T */
+	int inflight, deferred;
+	struct job *next;
+};
+static struct job *jobs[2];
+
+struct delivery {
+	struct job *job; /* NULL when the slot is free */
+	size_t offset;	 /* of the T byte in the channel file */
+	unsigned long num;
+};
+static struct delivery slots[2][SLOTS_MAX];
+static unsigned long maxslots[2], busy[2], delnum;
+
+static struct str inbuf[2]; /* partial reports from the spawners */
+
+static volatile sig_atomic_t flag_alarm, flag_hup, flag_term;
+static int selfpipe[2], trigger = -1, flag_todo = 1;
+static time_t last_todo, last_housekeeping;
+
+/* --- the log, on fd 0 --- */
+
+static struct buf logbuf;
+static char logspace[BUF_SIZE];
+
+static void logs(const char *s)
+{
+	buf_puts(&logbuf, s);
+}
+
+static void lognum(unsigned long n)
+{
+	buf_putnum(&logbuf, n);
+}
+
+/* Text from deliveries: one line, no unsafe bytes, as qmail logs it. */
+static void logsafe(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\n')
+			c = '/';
+		else if (c == ' ')
+			c = '_';
+		else if (c < 32 || c > 126)
+			c = '?';
+		buf_putc(&logbuf, (char)c);
+	}
+}
+
+static void logend(void)
+{
+	buf_putc(&logbuf, '\n');
+}
+
+static void logflush(void)
+{
+	buf_flush(&logbuf);
+}
+
+static unsigned long limit(int c)
+{
+	return cfg.conc[c] < maxslots[c] ? cfg.conc[c] : maxslots[c];
+}
+
+static void log_status(void)
+{
+	logs("status: local ");
+	lognum(busy[0]);
+	logs("/");
+	lognum(limit(0));
+	logs(" remote ");
+	lognum(busy[1]);
+	logs("/");
+	lognum(limit(1));
+	logend();
+}
+
+static void alert_sys(const char *what, const char *fn)
+{
+	logs("warning: ");
+	logs(what);
+	logs(fn);
+	logs(": ");
+	logs(strerror(errno));
+	logend();
+}
+
+/* --- file names --- */
+
+static void fn_split(char *out, size_t n, const char *dir, unsigned long id)
+{
+	snprintf(out, n, "%s/%lu/%lu", dir, id % AUTO_SPLIT, id);
+}
+
+static void fn_flat(char *out, size_t n, const char *dir, unsigned long id)
+{
+	snprintf(out, n, "%s/%lu", dir, id);
+}
+
+/* --- configuration --- */
+
+static void read_config(int fatal)
+{
+	const char *file = NULL;
+	struct routes r = {STR_INIT, STRMAP_INIT, STRMAP_INIT, STRMAP_INIT};
+	unsigned long conc[2], lifetime;
+
+	/* Reading happens with cwd = home; queue work with cwd = queue. */
+	if (chdir("..") < 0)
+		goto fail_home;
+	if (ctl_line("control/me", &cfg.me, "me") < 0) {
+		file = "control/me";
+		goto fail;
+	}
+	file = "control/bouncefrom";
+	if (ctl_line(file, &cfg.bouncefrom, "MAILER-DAEMON") < 0)
+		goto fail;
+	file = "control/bouncehost";
+	if (ctl_line_or_me(file, &cfg.bouncehost) < 0)
+		goto fail;
+	file = "control/doublebounceto";
+	if (ctl_line(file, &cfg.dbto, "postmaster") < 0)
+		goto fail;
+	file = "control/doublebouncehost";
+	if (ctl_line_or_me(file, &cfg.dbhost) < 0)
+		goto fail;
+	file = "control/concurrencylocal";
+	if (ctl_ulong(file, &conc[0], 10) < 0)
+		goto fail;
+	file = "control/concurrencyremote";
+	if (ctl_ulong(file, &conc[1], 20) < 0)
+		goto fail;
+	file = "control/queuelifetime";
+	if (ctl_ulong(file, &lifetime, 604800) < 0)
+		goto fail;
+	if (route_load(&r, &file) < 0)
+		goto fail;
+	route_free(&cfg.routes);
+	cfg.routes = r;
+	cfg.conc[0] = conc[0];
+	cfg.conc[1] = conc[1];
+	cfg.lifetime = lifetime;
+	if (chdir("queue") < 0)
+		goto fail_home;
+	return;
+fail:
+	if (fatal)
+		log_fatal_sys(EXIT_TEMP, "unable to read %s", file);
+	alert_sys("unable to read ", file);
+	logs("warning: keeping the old configuration");
+	logend();
+	if (chdir("queue") < 0)
+		goto fail_home;
+	return;
+fail_home:
+	log_fatal_sys(EXIT_TEMP, "unable to switch to the queue directory");
+}
+
+/* --- the message table and the schedule --- */
+
+static struct msg *msg_find(unsigned long id)
+{
+	for (struct msg *m = table[id % BUCKETS]; m; m = m->hnext)
+		if (m->id == id)
+			return m;
+	return NULL;
+}
+
+static struct msg *msg_add(unsigned long id, time_t birth)
+{
+	struct msg *m = msg_find(id);
+	if (m)
+		return m;
+	m = calloc(1, sizeof *m);
+	if (!m)
+		log_nomem();
+	m->id = id;
+	m->birth = birth;
+	m->hnext = table[id % BUCKETS];
+	table[id % BUCKETS] = m;
+	nmsgs++;
+	return m;
+}
+
+static void msg_remove(struct msg *m)
+{
+	struct msg **p = &table[m->id % BUCKETS];
+	while (*p != m)
+		p = &(*p)->hnext;
+	*p = m->hnext;
+	nmsgs--;
+	free(m);
+}
+
+static void heap_swap(int c, size_t a, size_t b)
+{
+	struct heapent t = heap[c][a];
+	heap[c][a] = heap[c][b];
+	heap[c][b] = t;
+}
+
+static void heap_push(int c, struct msg *m, time_t t)
+{
+	if (m->inheap[c])
+		return;
+	if (heaplen[c] == heapcap[c]) {
+		size_t cap = heapcap[c] ? heapcap[c] * 2 : 1024;
+		if (cap > SIZE_MAX / sizeof **heap)
+			log_nomem();
+		struct heapent *h = realloc(heap[c], cap * sizeof **heap);
+		if (!h)
+			log_nomem();
+		heap[c] = h;
+		heapcap[c] = cap;
+	}
+	m->inheap[c] = 1;
+	m->next[c] = t;
+	size_t i = heaplen[c]++;
+	heap[c][i] = (struct heapent){t, m};
+	while (i > 0 && heap[c][(i - 1) / 2].t > heap[c][i].t) {
+		heap_swap(c, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static struct msg *heap_pop(int c)
+{
+	struct msg *m = heap[c][0].m;
+	heap[c][0] = heap[c][--heaplen[c]];
+	for (size_t i = 0;;) {
+		size_t l = 2 * i + 1, r = l + 1, s = i;
+		if (l < heaplen[c] && heap[c][l].t < heap[c][s].t)
+			s = l;
+		if (r < heaplen[c] && heap[c][r].t < heap[c][s].t)
+			s = r;
+		if (s == i)
+			break;
+		heap_swap(c, i, s);
+		i = s;
+	}
+	m->inheap[c] = 0;
+	return m;
+}
+
+/* ALRM: everything is due now. */
+static void reschedule_all(time_t now)
+{
+	for (int c = 0; c < 2; c++)
+		for (size_t i = 0; i < heaplen[c]; i++)
+			heap[c][i].t = now;
+}
+
+static unsigned long isqrt(unsigned long n)
+{
+	unsigned long r = 0;
+	while ((r + 1) * (r + 1) <= n)
+		r++;
+	return r;
+}
+
+static time_t next_retry(const struct msg *m, int c, time_t now)
+{
+	unsigned long age =
+	    now > m->birth ? (unsigned long)(now - m->birth) : 0;
+	unsigned long n = isqrt(age) + retry_c[c];
+	return m->birth + (time_t)(n * n);
+}
+
+/* --- qmail-clean --- */
+
+static void clean(char type, unsigned long id)
+{
+	char cmd[32], reply;
+	int n = snprintf(cmd, sizeof cmd, "%c%lu", type, id);
+
+	if (fd_write_all(5, cmd, (size_t)n + 1, 0) < 0)
+		log_fatal_sys(EXIT_TEMP, "unable to talk to qmail-clean");
+	for (;;) {
+		ssize_t r = read(6, &reply, 1);
+		if (r == 1)
+			break;
+		if (r < 0 && errno == EINTR)
+			continue;
+		log_fatal(EXIT_TEMP, "qmail-clean went away");
+	}
+	if (reply != '+') {
+		logs("warning: qmail-clean unable to clean up ");
+		lognum(id);
+		logend();
+	}
+}
+
+/* --- reading queue files --- */
+
+static int read_file(const char *fn, struct str *out)
+{
+	int fd = open(fn, O_RDONLY | O_CLOEXEC);
+	char tmp[BUF_SIZE];
+	ssize_t r;
+
+	str_clear(out);
+	if (fd < 0)
+		return -1;
+	while ((r = read(fd, tmp, sizeof tmp)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			return -1;
+		}
+		if (out->len + (size_t)r > ENVELOPE_MAX) {
+			close(fd);
+			errno = EFBIG;
+			return -1;
+		}
+		if (str_append(out, tmp, (size_t)r) < 0)
+			log_nomem();
+	}
+	close(fd);
+	return 0;
+}
+
+/* Write a whole file, fsync it. */
+static int write_file(const char *fn, const struct str *data, int mode)
+{
+	int fd = open(fn, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -1;
+	if (fd_write_all(fd, data->s, data->len, 0) < 0 || fsync(fd) < 0) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+static int read_sender(unsigned long id, struct str *sender)
+{
+	char fn[64];
+	fn_split(fn, sizeof fn, "info", id);
+	if (read_file(fn, sender) < 0)
+		return -1;
+	if (sender->len < 2 || sender->s[0] != 'F' ||
+	    sender->s[sender->len - 1] != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Keep only the address, NUL-terminated. */
+	memmove(sender->s, sender->s + 1, sender->len - 1);
+	str_truncate(sender, strlen(sender->s));
+	return 0;
+}
+
+/* --- todo: new messages --- */
+
+static int parse_id(const char *s, unsigned long *id)
+{
+	unsigned long n = 0;
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || n > (~0UL - 9) / 10)
+			return -1;
+		n = n * 10 + (unsigned long)(*s - '0');
+	}
+	*id = n;
+	return 0;
+}
+
+static void log_msginfo(unsigned long id, const char *sender, const char *qp,
+			const char *uid)
+{
+	char fn[64];
+	struct stat st;
+
+	fn_split(fn, sizeof fn, "mess", id);
+	logs("info msg ");
+	lognum(id);
+	logs(": bytes ");
+	lognum(stat(fn, &st) == 0 ? (unsigned long)st.st_size : 0);
+	logs(" from <");
+	logsafe(sender, strlen(sender));
+	logs("> qp ");
+	logs(qp);
+	logs(" uid ");
+	logs(uid);
+	logend();
+}
+
+/* Turn todo/<id> into info/, local/ and remote/, durably, then let
+ * qmail-clean drop the todo entry. */
+static void process_todo(unsigned long id)
+{
+	char fn[64], info[64], chanfn[2][64];
+	struct str env = STR_INIT, rcpt = STR_INIT,
+		   out[2] = {STR_INIT, STR_INIT};
+	struct str infodata = STR_INIT;
+	const char *sender = NULL, *qp = "?", *uid = "?";
+	time_t now = time(NULL);
+
+	fn_flat(fn, sizeof fn, "todo", id);
+	fn_split(info, sizeof info, "info", id);
+	fn_split(chanfn[0], sizeof chanfn[0], "local", id);
+	fn_split(chanfn[1], sizeof chanfn[1], "remote", id);
+	if (msg_find(id))
+		goto done; /* already known: a stale trigger */
+	if (read_file(fn, &env) < 0) {
+		if (errno != ENOENT)
+			alert_sys("unable to read ", fn);
+		goto done;
+	}
+	/* Records: u<uid> p<pid> F<sender> T<rcpt>..., each NUL-ended. */
+	if (env.len == 0 || env.s[env.len - 1] != 0)
+		goto bad;
+	for (size_t pos = 0; pos < env.len; pos += strlen(env.s + pos) + 1) {
+		const char *rec = env.s + pos;
+		switch (rec[0]) {
+		case 'u':
+			uid = rec + 1;
+			break;
+		case 'p':
+			qp = rec + 1;
+			break;
+		case 'F':
+			sender = rec + 1;
+			break;
+		case 'T': {
+			if (!sender)
+				goto bad;
+			int c = route_rewrite(&cfg.routes, rec + 1, &rcpt);
+			if (c < 0)
+				log_nomem();
+			if (str_appendc(&out[c], 'T') < 0 ||
+			    str_append(&out[c], rcpt.s, rcpt.len + 1) < 0)
+				log_nomem();
+			break;
+		}
+		default:
+			break; /* unknown records are skipped, as qmail does */
+		}
+	}
+	if (!sender || (out[0].len == 0 && out[1].len == 0))
+		goto bad;
+
+	/* Previous attempts at this id are not trusted. */
+	unlink(chanfn[0]);
+	unlink(chanfn[1]);
+	if (str_appendc(&infodata, 'F') < 0 ||
+	    str_append(&infodata, sender, strlen(sender) + 1) < 0)
+		log_nomem();
+	if (write_file(info, &infodata, 0600) < 0) {
+		alert_sys("unable to write ", info);
+		goto failed;
+	}
+	for (int c = 0; c < 2; c++)
+		if (out[c].len && write_file(chanfn[c], &out[c], 0600) < 0) {
+			alert_sys("unable to write ", chanfn[c]);
+			goto failed;
+		}
+	/* The new entries must survive a crash before todo goes away. */
+	for (int c = 0; c < 2; c++)
+		if (out[c].len && fsync_dir_of(chanfn[c]) < 0) {
+			alert_sys("unable to sync the directory of ",
+				  chanfn[c]);
+			goto failed;
+		}
+	if (fsync_dir_of(info) < 0) {
+		alert_sys("unable to sync the directory of ", info);
+		goto failed;
+	}
+
+	logs("new msg ");
+	lognum(id);
+	logend();
+	log_msginfo(id, sender, qp, uid);
+	clean('T', id);
+	struct msg *m = msg_add(id, now);
+	for (int c = 0; c < 2; c++)
+		if (out[c].len) {
+			m->pending[c] = 1;
+			heap_push(c, m, now);
+		}
+	goto done;
+bad:
+	logs("warning: trouble with the envelope of ");
+	logs(fn);
+	logs(": leaving it in the queue");
+	logend();
+	goto done;
+failed:
+	unlink(info);
+	unlink(chanfn[0]);
+	unlink(chanfn[1]);
+done:
+	str_free(&env);
+	str_free(&rcpt);
+	str_free(&out[0]);
+	str_free(&out[1]);
+	str_free(&infodata);
+}
+
+static void scan_todo(void)
+{
+	DIR *d = opendir("todo");
+	struct dirent *de;
+	unsigned long id;
+
+	last_todo = time(NULL);
+	flag_todo = 0;
+	if (!d) {
+		alert_sys("unable to read ", "todo");
+		return;
+	}
+	while ((de = readdir(d)))
+		if (parse_id(de->d_name, &id) == 0)
+			process_todo(id);
+	closedir(d);
+}
+
+/* --- bounces --- */
+
+static void copy_file_to_qq(struct qq *q, const char *fn)
+{
+	int fd = open(fn, O_RDONLY | O_CLOEXEC);
+	char tmp[BUF_SIZE];
+	ssize_t r;
+
+	if (fd < 0) {
+		q->failed = 1;
+		return;
+	}
+	while ((r = read(fd, tmp, sizeof tmp)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			q->failed = 1;
+			break;
+		}
+		qq_put(q, tmp, (size_t)r);
+	}
+	close(fd);
+}
+
+/* "pre-@dom-@[]" with recipient "box@host" gives "pre-box=host@dom". */
+static int verp(const char *sender, const char *rcpt, struct str *out)
+{
+	size_t n = strlen(sender);
+	if (n < 4 || strcmp(sender + n - 4, "-@[]") != 0)
+		return str_copys(out, sender);
+	const char *at = NULL;
+	for (size_t i = 0; i < n - 4; i++)
+		if (sender[i] == '@')
+			at = sender + i;
+	if (!at)
+		return str_copys(out, sender);
+	const char *ra = strrchr(rcpt, '@');
+	if (str_copy(out, sender, (size_t)(at - sender)) < 0)
+		return -1;
+	if (ra) {
+		if (str_append(out, rcpt, (size_t)(ra - rcpt)) < 0 ||
+		    str_appendc(out, '=') < 0 || str_appends(out, ra + 1) < 0)
+			return -1;
+	} else if (str_appends(out, rcpt) < 0) {
+		return -1;
+	}
+	return str_append(out, at, (size_t)(sender + n - 4 - at));
+}
+
+/* Inject the bounce for m, if any. Returns 0 when there is nothing left
+ * to bounce, -1 to try again later. */
+static int send_bounce(struct msg *m)
+{
+	char bfn[64], mfn[64], date[DATE822_LEN];
+	struct str sender = STR_INIT, report = STR_INIT, to = STR_INIT;
+	struct str reply = STR_INIT;
+	struct qq q;
+	int ret = -1;
+
+	fn_flat(bfn, sizeof bfn, "bounce", m->id);
+	fn_split(mfn, sizeof mfn, "mess", m->id);
+	if (read_file(bfn, &report) < 0) {
+		if (errno == ENOENT)
+			ret = 0;
+		else
+			alert_sys("unable to read ", bfn);
+		goto out;
+	}
+	if (read_sender(m->id, &sender) < 0) {
+		alert_sys("unable to read the sender of ", bfn);
+		goto out;
+	}
+	if (strcmp(sender.s, "#@[]") == 0) {
+		logs("triple bounce: discarding ");
+		logs(bfn);
+		logend();
+		goto drop;
+	}
+	int dbl = sender.len == 0;
+	const char *bsender = dbl ? "#@[]" : "";
+	if (dbl) {
+		if (cfg.dbto.len == 0) {
+			logs("double bounce: discarding ");
+			logs(bfn);
+			logend();
+			goto drop;
+		}
+		if (str_copystr(&to, &cfg.dbto) < 0 ||
+		    str_appendc(&to, '@') < 0 ||
+		    str_appends(&to, cfg.dbhost.s) < 0)
+			log_nomem();
+	} else {
+		/* A VERP sender gets the bounce for its first recipient. */
+		const char *first = report.len ? report.s : "";
+		struct str r1 = STR_INIT;
+		const char *colon = strchr(first, ':');
+		if (str_copy(&r1, first, colon ? (size_t)(colon - first) : 0) <
+			0 ||
+		    verp(sender.s, r1.s ? r1.s : "", &to) < 0)
+			log_nomem();
+		str_free(&r1);
+	}
+
+	if (qq_start(&q) < 0) {
+		alert_sys("unable to run ", "qmail-queue");
+		goto out;
+	}
+	date822_fmt(date, time(NULL));
+	qq_puts(&q, "Date: ");
+	qq_puts(&q, date);
+	qq_puts(&q, "\nFrom: ");
+	qq_puts(&q, cfg.bouncefrom.s);
+	qq_puts(&q, "@");
+	qq_puts(&q, cfg.bouncehost.s);
+	qq_puts(&q, "\nTo: ");
+	qq_puts(&q, to.s);
+	qq_puts(&q, "\nSubject: failure notice\n\nHi. This is the qmail-send "
+		    "program at ");
+	qq_puts(&q, cfg.me.s);
+	qq_puts(&q, ".\n");
+	if (dbl)
+		qq_puts(&q, "I tried to deliver a bounce message to this "
+			    "address, but the bounce bounced!\n\n");
+	else
+		qq_puts(&q, "I'm afraid I wasn't able to deliver your message "
+			    "to the following addresses.\nThis is a permanent "
+			    "error; I've given up. Sorry it didn't work "
+			    "out.\n\n");
+	qq_put(&q, report.s, report.len);
+	qq_puts(&q, "--- Below this line is a copy of the message.\n\n");
+	copy_file_to_qq(&q, mfn);
+	pid_t qp = q.pid;
+	const char *rcpts[1] = {to.s};
+	int code = qq_finish(&q, bsender, rcpts, 1, &reply);
+	if (code != 0) {
+		logs("warning: unable to inject the bounce for ");
+		lognum(m->id);
+		logs(": ");
+		logsafe(reply.s, reply.len);
+		logend();
+		goto out;
+	}
+	logs("bounce msg ");
+	lognum(m->id);
+	logs(" qp ");
+	lognum((unsigned long)qp);
+	logend();
+drop:
+	if (unlink(bfn) < 0 && errno != ENOENT)
+		alert_sys("unable to remove ", bfn);
+	ret = 0;
+out:
+	str_free(&sender);
+	str_free(&report);
+	str_free(&to);
+	str_free(&reply);
+	return ret;
+}
+
+/* Record a permanent failure durably before its T becomes D. */
+static int add_bounce(unsigned long id, const char *rcpt, const char *text,
+		      size_t len)
+{
+	char fn[64];
+	struct str rec = STR_INIT;
+	struct stat st;
+	int ok = -1;
+
+	fn_flat(fn, sizeof fn, "bounce", id);
+	int fd = open(fn, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		goto out;
+	if (str_copys(&rec, "<") < 0 || str_appends(&rec, rcpt) < 0 ||
+	    str_appends(&rec, ">:\n") < 0)
+		log_nomem();
+	/* qmail-remote separates lines with '/'; keep them as lines. */
+	for (size_t i = 0; i < len; i++)
+		if (str_appendc(&rec, text[i]) < 0)
+			log_nomem();
+	while (rec.len && rec.s[rec.len - 1] == '\n')
+		str_truncate(&rec, rec.len - 1);
+	if (str_appends(&rec, "\n\n") < 0)
+		log_nomem();
+	if (fd_write_all(fd, rec.s, rec.len, 0) < 0 || fsync(fd) < 0)
+		goto out;
+	if (st.st_size == 0 && fsync_dir("bounce") < 0)
+		goto out;
+	ok = 0;
+out:
+	if (ok < 0)
+		alert_sys("unable to write ", fn);
+	if (fd >= 0)
+		close(fd);
+	str_free(&rec);
+	return ok;
+}
+
+/* Everything is done for m: bounce, then remove it from the queue. */
+static void msg_check_done(struct msg *m)
+{
+	char fn[64];
+
+	if (m->injob[0] || m->injob[1])
+		return;
+	if (send_bounce(m) < 0) {
+		m->bounce_wait = 1;
+		return;
+	}
+	m->bounce_wait = 0;
+	if (m->pending[0] || m->pending[1])
+		return;
+	fn_split(fn, sizeof fn, "info", m->id);
+	if (unlink(fn) < 0 && errno != ENOENT) {
+		alert_sys("unable to remove ", fn);
+		return;
+	}
+	clean('D', m->id);
+	logs("end msg ");
+	lognum(m->id);
+	logend();
+	msg_remove(m);
+}
+
+/* --- jobs and deliveries --- */
+
+static struct job *job_start(struct msg *m, int c)
+{
+	char fn[64];
+	struct job *j = calloc(1, sizeof *j);
+
+	if (!j)
+		log_nomem();
+	j->m = m;
+	j->chan = c;
+	fn_split(fn, sizeof fn, chan_name[c], m->id);
+	j->fd = open(fn, O_RDWR | O_CLOEXEC);
+	if (j->fd < 0 || read_file(fn, &j->data) < 0 ||
+	    read_sender(m->id, &j->sender) < 0) {
+		if (errno == ENOENT) {
+			m->pending[c] = 0; /* nothing left to do here */
+		} else {
+			alert_sys("unable to read ", fn);
+			heap_push(c, m, time(NULL) + 60);
+		}
+		if (j->fd >= 0)
+			close(j->fd);
+		str_free(&j->data);
+		str_free(&j->sender);
+		free(j);
+		return NULL;
+	}
+	m->injob[c] = 1;
+	j->next = jobs[c];
+	jobs[c] = j;
+	return j;
+}
+
+/* The next undone recipient of j at or after j->scan, or -1. */
+static long job_next_rcpt(struct job *j)
+{
+	while (j->scan < j->data.len) {
+		size_t pos = j->scan;
+		const char *end = memchr(j->data.s + pos, 0, j->data.len - pos);
+		if (!end)
+			break; /* a torn last record: ignore it */
+		j->scan = (size_t)(end - j->data.s) + 1;
+		if (j->data.s[pos] == 'T')
+			return (long)pos;
+	}
+	return -1;
+}
+
+static void job_finish(struct job *j)
+{
+	struct msg *m = j->m;
+	int c = j->chan;
+	int remaining = 0;
+	time_t now = time(NULL);
+
+	for (size_t pos = 0; pos < j->data.len;) {
+		const char *end = memchr(j->data.s + pos, 0, j->data.len - pos);
+		if (!end)
+			break;
+		if (j->data.s[pos] == 'T')
+			remaining = 1;
+		pos = (size_t)(end - j->data.s) + 1;
+	}
+	close(j->fd);
+	struct job **p = &jobs[c];
+	while (*p != j)
+		p = &(*p)->next;
+	*p = j->next;
+	m->injob[c] = 0;
+	if (remaining) {
+		heap_push(c, m, next_retry(m, c, now));
+	} else {
+		char fn[64];
+		fn_split(fn, sizeof fn, chan_name[c], m->id);
+		if (unlink(fn) < 0 && errno != ENOENT)
+			alert_sys("unable to remove ", fn);
+		m->pending[c] = 0;
+	}
+	str_free(&j->data);
+	str_free(&j->sender);
+	free(j);
+	msg_check_done(m);
+}
+
+static void start_delivery(int c, struct job *j, long pos)
+{
+	unsigned long slot;
+	struct str cmd = STR_INIT, sender = STR_INIT;
+	const char *rcpt = j->data.s + pos + 1;
+
+	for (slot = 0; slot < maxslots[c] && slots[c][slot].job; slot++)
+		;
+	if (verp(j->sender.s, rcpt, &sender) < 0 ||
+	    str_appendc(&cmd, (char)slot) < 0 ||
+	    str_appendnum(&cmd, j->m->id % AUTO_SPLIT) < 0 ||
+	    str_appendc(&cmd, '/') < 0 || str_appendnum(&cmd, j->m->id) < 0 ||
+	    str_append0(&cmd) < 0 ||
+	    str_append(&cmd, sender.s, sender.len + 1) < 0 ||
+	    str_append(&cmd, rcpt, strlen(rcpt) + 1) < 0)
+		log_nomem();
+	if (fd_write_all(chan_out[c], cmd.s, cmd.len, 0) < 0)
+		log_fatal_sys(EXIT_TEMP, "unable to talk to qmail-%cspawn",
+			      c ? 'r' : 'l');
+	slots[c][slot] = (struct delivery){j, (size_t)pos, ++delnum};
+	busy[c]++;
+	j->inflight++;
+	logs("starting delivery ");
+	lognum(delnum);
+	logs(": msg ");
+	lognum(j->m->id);
+	logs(" to ");
+	logs(chan_name[c]);
+	logs(" ");
+	logsafe(rcpt, strlen(rcpt));
+	logend();
+	log_status();
+	str_free(&cmd);
+	str_free(&sender);
+}
+
+/* Fill free slots: running jobs first, then messages that are due. */
+static void dispatch(int c, time_t now)
+{
+	while (!flag_term && busy[c] < limit(c)) {
+		struct job *j;
+		long pos = -1;
+		for (j = jobs[c]; j; j = j->next)
+			if ((pos = job_next_rcpt(j)) >= 0)
+				break;
+		if (!j) {
+			if (heaplen[c] == 0 || heap[c][0].t > now)
+				return;
+			struct msg *m = heap_pop(c);
+			if (!m->pending[c] || m->injob[c])
+				continue;
+			j = job_start(m, c);
+			if (!j) {
+				msg_check_done(m);
+				continue;
+			}
+			if ((pos = job_next_rcpt(j)) < 0) {
+				job_finish(j);
+				continue;
+			}
+		}
+		start_delivery(c, j, pos);
+	}
+}
+
+static void mark_done(struct job *j, size_t offset)
+{
+	if (pwrite(j->fd, "D", 1, (off_t)offset) != 1)
+		alert_sys("unable to mark a recipient done in ",
+			  chan_name[j->chan]);
+	j->data.s[offset] = 'D';
+}
+
+static void delivery_result(int c, unsigned slot, const char *text, size_t len)
+{
+	struct delivery *d = &slots[c][slot];
+	struct job *j = d->job;
+	char kind = len ? text[0] : 'Z';
+	const char *rcpt;
+	time_t now = time(NULL);
+
+	if (slot >= maxslots[c] || !j) {
+		logs("warning: report for an unused slot");
+		logend();
+		return;
+	}
+	rcpt = j->data.s + d->offset + 1;
+	text = len ? text + 1 : "";
+	len = len ? len - 1 : 0;
+	if (kind == 'Z' && cfg.lifetime &&
+	    (unsigned long)(now - j->m->birth) > cfg.lifetime)
+		kind = 'L';
+	logs("delivery ");
+	lognum(d->num);
+	logs(kind == 'K'   ? ": success: "
+	     : kind == 'Z' ? ": deferral: "
+			   : ": failure: ");
+	logsafe(text, len);
+	logend();
+	switch (kind) {
+	case 'K':
+		mark_done(j, d->offset);
+		break;
+	case 'D':
+		if (add_bounce(j->m->id, rcpt, text, len) == 0)
+			mark_done(j, d->offset);
+		break;
+	case 'L': {
+		struct str t = STR_INIT;
+		if (str_append(&t, text, len) < 0 ||
+		    str_appends(&t,
+				"\nI'm not going to try again; this "
+				"message has been in the queue too long.") < 0)
+			log_nomem();
+		if (add_bounce(j->m->id, rcpt, t.s, t.len) == 0)
+			mark_done(j, d->offset);
+		str_free(&t);
+		break;
+	}
+	default:
+		j->deferred++;
+		break;
+	}
+	d->job = NULL;
+	busy[c]--;
+	j->inflight--;
+	log_status();
+	if (j->inflight == 0 && job_next_rcpt(j) < 0)
+		job_finish(j);
+	else if (j->inflight == 0 && flag_term)
+		job_finish(j);
+}
+
+/* Reports: slot byte, text, NUL. */
+static void read_reports(int c)
+{
+	char tmp[BUF_SIZE];
+	ssize_t r = read(chan_in[c], tmp, sizeof tmp);
+
+	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (r <= 0)
+		log_fatal(EXIT_TEMP, "qmail-%cspawn went away", c ? 'r' : 'l');
+	if (str_append(&inbuf[c], tmp, (size_t)r) < 0)
+		log_nomem();
+	size_t pos = 0;
+	while (inbuf[c].len - pos >= 2) {
+		const char *end =
+		    memchr(inbuf[c].s + pos + 1, 0, inbuf[c].len - pos - 1);
+		if (!end)
+			break;
+		unsigned slot = (unsigned char)inbuf[c].s[pos];
+		const char *text = inbuf[c].s + pos + 1;
+		delivery_result(c, slot, text, (size_t)(end - text));
+		pos = (size_t)(end - inbuf[c].s) + 1;
+	}
+	memmove(inbuf[c].s, inbuf[c].s + pos, inbuf[c].len - pos);
+	str_truncate(&inbuf[c], inbuf[c].len - pos);
+}
+
+/* --- start-up and housekeeping --- */
+
+static void scan_info(void)
+{
+	char dir[32], fn[300];
+	struct stat st;
+	time_t now = time(NULL);
+
+	for (unsigned long i = 0; i < AUTO_SPLIT; i++) {
+		snprintf(dir, sizeof dir, "info/%lu", i);
+		DIR *d = opendir(dir);
+		struct dirent *de;
+		unsigned long id;
+		if (!d) {
+			alert_sys("unable to read ", dir);
+			continue;
+		}
+		while ((de = readdir(d))) {
+			if (parse_id(de->d_name, &id) < 0)
+				continue;
+			snprintf(fn, sizeof fn, "%s/%s", dir, de->d_name);
+			if (stat(fn, &st) < 0)
+				continue;
+			struct msg *m = msg_add(id, st.st_mtime);
+			for (int c = 0; c < 2; c++) {
+				fn_split(fn, sizeof fn, chan_name[c], id);
+				if (access(fn, F_OK) == 0) {
+					m->pending[c] = 1;
+					heap_push(c, m, now);
+				}
+			}
+			if (!m->pending[0] && !m->pending[1])
+				m->bounce_wait = 1; /* finish it off */
+		}
+		closedir(d);
+	}
+}
+
+/* Messages whose injection died half-way: a mess file with no todo and
+ * no info, old enough that no qmail-queue can still be writing it. */
+static void scan_orphans(time_t now)
+{
+	char dir[32], fn[300];
+	struct stat st;
+
+	last_housekeeping = now;
+	for (unsigned long i = 0; i < AUTO_SPLIT; i++) {
+		snprintf(dir, sizeof dir, "mess/%lu", i);
+		DIR *d = opendir(dir);
+		struct dirent *de;
+		unsigned long id;
+		if (!d)
+			continue;
+		while ((de = readdir(d))) {
+			if (parse_id(de->d_name, &id) < 0 || msg_find(id))
+				continue;
+			snprintf(fn, sizeof fn, "%s/%s", dir, de->d_name);
+			if (stat(fn, &st) < 0 || now - st.st_mtime < ORPHAN_AGE)
+				continue;
+			fn_flat(fn, sizeof fn, "todo", id);
+			if (access(fn, F_OK) == 0)
+				continue;
+			fn_split(fn, sizeof fn, "info", id);
+			if (access(fn, F_OK) == 0)
+				continue;
+			logs("warning: removing the leftover message ");
+			lognum(id);
+			logend();
+			clean('D', id);
+		}
+		closedir(d);
+	}
+}
+
+static void retry_bounces(void)
+{
+	for (size_t b = 0; b < BUCKETS; b++)
+		for (struct msg *m = table[b], *next; m; m = next) {
+			next = m->hnext;
+			if (m->bounce_wait)
+				msg_check_done(m);
+		}
+}
+
+static void open_trigger(void)
+{
+	if (trigger >= 0)
+		close(trigger);
+	trigger = open("lock/trigger", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (trigger < 0)
+		alert_sys("unable to open ", "lock/trigger");
+}
+
+static void on_signal(int sig)
+{
+	int e = errno;
+	if (sig == SIGALRM)
+		flag_alarm = 1;
+	else if (sig == SIGHUP)
+		flag_hup = 1;
+	else
+		flag_term = 1;
+	ssize_t w = write(selfpipe[1], "", 1);
+	(void)w;
+	errno = e;
+}
+
+static void read_spawner_max(int c)
+{
+	unsigned char n;
+	for (;;) {
+		ssize_t r = read(chan_in[c], &n, 1);
+		if (r == 1)
+			break;
+		if (r < 0 && errno == EINTR)
+			continue;
+		log_fatal(EXIT_TEMP, "qmail-%cspawn did not start",
+			  c ? 'r' : 'l');
+	}
+	maxslots[c] = n; /* a byte: never more than SLOTS_MAX */
+}
+
+static int poll_timeout(time_t now)
+{
+	time_t next = last_todo + TODO_SCAN;
+	for (int c = 0; c < 2; c++)
+		if (heaplen[c] && heap[c][0].t < next &&
+		    busy[c] < cfg.conc[c] && busy[c] < maxslots[c])
+			next = heap[c][0].t;
+	if (next <= now)
+		return 0;
+	if (next - now > 3600)
+		return 3600 * 1000;
+	return (int)(next - now) * 1000;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa;
+
+	log_init(argv[0]);
+	log_set_fd(0);
+	buf_init(&logbuf, 0, logspace, sizeof logspace, 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (pipe(selfpipe) < 0)
+		log_fatal_sys(EXIT_TEMP, "unable to create a pipe");
+	fd_nonblock(selfpipe[0]);
+	fd_nonblock(selfpipe[1]);
+	fd_cloexec(selfpipe[0]);
+	fd_cloexec(selfpipe[1]);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	for (int fd = 1; fd <= 6; fd++)
+		fd_cloexec(fd);
+
+	home_chdir();
+	if (chdir("queue") < 0)
+		log_fatal_sys(EXIT_TEMP, "unable to switch to queue");
+	read_config(1);
+	read_spawner_max(0);
+	read_spawner_max(1);
+	open_trigger();
+	scan_info();
+	log_status();
+	last_housekeeping = time(NULL) - HOUSEKEEPING + 60;
+
+	for (;;) {
+		time_t now = time(NULL);
+		if (flag_hup) {
+			flag_hup = 0;
+			read_config(0);
+			logs("status: configuration reread");
+			logend();
+		}
+		if (flag_alarm) {
+			flag_alarm = 0;
+			reschedule_all(now);
+			flag_todo = 1;
+		}
+		if (flag_term && busy[0] == 0 && busy[1] == 0) {
+			logs("status: exiting");
+			logend();
+			logflush();
+			return 0;
+		}
+		if (!flag_term) {
+			if (flag_todo || now >= last_todo + TODO_SCAN) {
+				scan_todo();
+				retry_bounces();
+			}
+			if (now >= last_housekeeping + HOUSEKEEPING)
+				scan_orphans(now);
+			dispatch(CHAN_LOCAL, now);
+			dispatch(CHAN_REMOTE, now);
+		}
+		logflush();
+
+		struct pollfd p[4] = {{selfpipe[0], POLLIN, 0},
+				      {chan_in[0], POLLIN, 0},
+				      {chan_in[1], POLLIN, 0},
+				      {trigger, POLLIN, 0}};
+		int r = poll(p, trigger >= 0 ? 4 : 3,
+			     flag_term ? -1 : poll_timeout(now));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			log_fatal_sys(EXIT_TEMP, "poll failed");
+		}
+		if (p[0].revents) {
+			char tmp[64];
+			while (read(selfpipe[0], tmp, sizeof tmp) > 0)
+				;
+		}
+		for (int c = 0; c < 2; c++)
+			if (p[1 + c].revents)
+				read_reports(c);
+		if (trigger >= 0 && p[3].revents) {
+			/* The writer is gone: reopen, or poll never waits. */
+			char tmp[64];
+			while (read(trigger, tmp, sizeof tmp) > 0)
+				;
+			open_trigger();
+			flag_todo = 1;
+		}
+	}
+}
