@@ -694,13 +694,15 @@ static int send_bounce(struct msg *m)
 		    str_appends(&to, cfg.dbhost.s) < 0)
 			log_nomem();
 	} else {
-		/* A VERP sender gets the bounce for its first recipient. */
-		const char *first = report.len ? report.s : "";
+		/* A VERP sender gets the bounce for its first recipient,
+		 * which the bounce file holds as "<rcpt>:\n". */
 		struct str r1 = STR_INIT;
-		const char *colon = strchr(first, ':');
-		if (str_copy(&r1, first, colon ? (size_t)(colon - first) : 0) <
-			0 ||
-		    verp(sender.s, r1.s ? r1.s : "", &to) < 0)
+		const char *end =
+			report.len > 1 ? strstr(report.s, ">:\n") : NULL;
+		if (str_copys(&r1, "") < 0 ||
+		    (end && str_copy(&r1, report.s + 1,
+				     (size_t)(end - report.s - 1)) < 0) ||
+		    verp(sender.s, r1.s, &to) < 0)
 			log_nomem();
 		str_free(&r1);
 	}
@@ -985,13 +987,17 @@ static void mark_done(struct job *j, size_t offset)
 
 static void delivery_result(int c, unsigned slot, const char *text, size_t len)
 {
-	struct delivery *d = &slots[c][slot];
-	struct job *j = d->job;
+	struct delivery *d = NULL;
+	struct job *j = NULL;
 	char kind = len ? text[0] : 'Z';
 	const char *rcpt;
 	time_t now = time(NULL);
 
-	if (slot >= maxslots[c] || !j) {
+	if (slot < maxslots[c]) {
+		d = &slots[c][slot];
+		j = d->job;
+	}
+	if (!j) {
 		logs("warning: report for an unused slot");
 		logend();
 		return;
@@ -1089,6 +1095,12 @@ static void scan_info(void)
 		}
 		while ((de = readdir(d))) {
 			if (parse_id(de->d_name, &id) < 0)
+				continue;
+			/* With its todo entry still there, the info and
+			 * channel files may be incomplete: scan_todo redoes
+			 * them from the envelope. */
+			fn_flat(fn, sizeof fn, "todo", id);
+			if (access(fn, F_OK) == 0)
 				continue;
 			snprintf(fn, sizeof fn, "%s/%s", dir, de->d_name);
 			if (stat(fn, &st) < 0)

@@ -1,0 +1,122 @@
+"""`make run`: the instance starts under svscan, delivers, and stops cleanly.
+
+This drives scripts/run-instance.sh (what `make run` executes after
+building) with the build under test, in a fresh directory, and checks
+that SIGTERM and SIGINT leave no process of the instance behind.
+"""
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from qmtest import wait_for
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def instance_pids(home):
+    """Processes whose command line or cwd mentions the instance."""
+    pids = []
+    for d in pathlib.Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ")
+            cwd = os.readlink(d / "cwd")
+        except OSError:
+            continue
+        if str(home).encode() in cmd or cwd.startswith(str(home)):
+            pids.append(int(d.name))
+    return pids
+
+
+@pytest.fixture
+def run_dir():
+    d = tempfile.mkdtemp(prefix="qm-run-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d) / "instance"
+    if not os.environ.get("QM_KEEP"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def start(run_dir):
+    env = dict(os.environ, QM_BUILD=os.environ.get("QM_BUILD", str(REPO / "build")))
+    log = open(run_dir.parent / "run.log", "wb")
+    proc = subprocess.Popen(
+        ["sh", str(REPO / "scripts/run-instance.sh"), str(run_dir)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True, cwd=str(REPO))
+    return proc
+
+
+def log_text(run_dir):
+    return (run_dir.parent / "run.log").read_text(errors="replace")
+
+
+def inject(run_dir, rcpt, body):
+    account = (run_dir / "INSTANCE").read_text().strip()
+    env = dict(os.environ, QMAILHOME=str(run_dir))
+    r, w = os.pipe()
+    os.write(w, b"Fsender@example.test\0T" + rcpt.encode() + b"\0\0")
+    os.close(w)
+    prefix = ["setuidgid", account] if os.getuid() == 0 else []
+    p = subprocess.run(prefix + [str(run_dir / "bin/qmail-queue")],
+                       input=body, stdout=r, env=env)
+    os.close(r)
+    return p.returncode
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_run_delivers_and_stops(run_dir, sig):
+    proc = start(run_dir)
+    try:
+        wait_for(lambda: "Press Ctrl-C to stop." in log_text(run_dir),
+                 timeout=60, message="run-instance did not start")
+        wait_for(lambda: "status: local 0/10 remote 0/20" in log_text(run_dir),
+                 timeout=20, message="qmail-send did not start")
+        assert inject(run_dir, "demo@localhost",
+                      b"Subject: run test\n\nhello from make run\n") == 0
+        maildir = run_dir / "mail/demo/Maildir/new"
+        wait_for(lambda: list(maildir.iterdir()), timeout=20,
+                 message="message not delivered")
+        (msg,) = list(maildir.iterdir())
+        data = msg.read_bytes()
+        assert data.startswith(b"Return-Path: <sender@example.test>\n"
+                               b"Delivered-To: demo@localhost\n"
+                               b"Received: (qmail ")
+        assert data.endswith(b"\nSubject: run test\n\nhello from make run\n")
+        # The log reaches the terminal as well as instance/log/.
+        wait_for(lambda: "end msg" in log_text(run_dir), timeout=10)
+        assert list((run_dir / "log/qmail").glob("current"))
+        assert instance_pids(run_dir)
+    finally:
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, log_text(run_dir)
+    assert "run-instance: stopped" in log_text(run_dir)
+    wait_for(lambda: not instance_pids(run_dir), timeout=10,
+             message="processes left behind")
+
+
+def test_run_reuses_the_instance(run_dir):
+    for _ in range(2):
+        proc = start(run_dir)
+        try:
+            wait_for(lambda: "Press Ctrl-C to stop." in log_text(run_dir),
+                     timeout=60)
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        assert proc.returncode == 0
+        wait_for(lambda: not instance_pids(run_dir), timeout=10)
+    # The second start kept the first one's instance (same control/me).
+    assert (run_dir / "control/me").read_text().strip()
+    assert (run_dir / "queue/lock/trigger").exists()
