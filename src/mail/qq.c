@@ -207,3 +207,13 @@ void qq_abort(struct qq *q)
 		qq_wait(q);
 	}
 }
+
+void qq_cancel(struct qq *q)
+{
+	if (q->pid > 0) {
+		close(q->msg.fd);
+		close(q->envfd);
+		qq_wait(q);
+		close(q->errfd);
+	}
+}

@@ -45,5 +45,8 @@ int qq_finish_list(struct qq *q, const char *sender, const struct str *rcpts,
 		   struct str *reply);
 /* Give up: kill the child, reap it. */
 void qq_abort(struct qq *q);
+/* Give up cleanly: end the message and send no envelope, so that
+ * qmail-queue refuses the message and removes what it wrote; reap it. */
+void qq_cancel(struct qq *q);
 
 #endif
