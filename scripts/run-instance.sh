@@ -42,11 +42,50 @@ EOF
 	[ -z "$asuser" ] || chown -R "$account" "$inst/log"
 }
 
+# Ports, each overridable from the environment.
+smtp_port=${QM_SMTP_PORT:-2525}
+qmqp_port=${QM_QMQP_PORT:-2628}
+hosts="127.0.0.1 ::1"
+
+# Refuse to start when a port we need is taken, naming it.
+port_free() { # host port
+	/usr/bin/python3 - "$1" "$2" <<'PY'
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind((host, port))
+except OSError:
+    sys.exit(1)
+PY
+}
+for port in $smtp_port $qmqp_port; do
+	for h in $hosts; do
+		if ! port_free "$h" "$port"; then
+			echo "$me: fatal: port $port on $h is already in use" >&2
+			exit 111
+		fi
+	done
+done
+
 rm -rf "$inst/service"
 mkdir -p "$inst/service"
 if [ -x "$inst/bin/qmail-start" ]; then
 	service qmail "$inst/bin/qmail-start" "$(head -n 1 "$inst/control/defaultdelivery")"
 fi
+# tcpserver: -R no ident lookup, -H no reverse DNS, -l our name.
+myname=$(head -n 1 "$inst/control/me")
+for h in $hosts; do
+	case $h in *:*) tag=6 ;; *) tag=4 ;; esac
+	if [ -x "$inst/bin/qmail-smtpd" ]; then
+		service "smtpd$tag" tcpserver -v -R -H -l "$myname" "$h" "$smtp_port" "$inst/bin/qmail-smtpd"
+	fi
+	if [ -x "$inst/bin/qmail-qmqpd" ]; then
+		service "qmqpd$tag" tcpserver -v -R -H -l "$myname" "$h" "$qmqp_port" "$inst/bin/qmail-qmqpd"
+	fi
+done
 
 stop() {
 	trap - INT TERM
@@ -74,7 +113,9 @@ stop() {
 
 cat >&2 <<EOF
 $me: mail system running in $inst (account $account)
-  send:  printf 'Subject: hello\n\nhi\n' | $asuser env QMAILHOME=$inst $inst/bin/qmail-inject demo@localhost
+  smtp:  port $smtp_port on 127.0.0.1 and ::1; qmqp: port $qmqp_port
+  send:  swaks --server 127.0.0.1:$smtp_port --to demo@localhost
+     or: printf 'Subject: hello\n\nhi\n' | $asuser env QMAILHOME=$inst $inst/bin/qmail-inject demo@localhost
   read:  ls $inst/mail/demo/Maildir/new
   logs:  $inst/log/
 Press Ctrl-C to stop.

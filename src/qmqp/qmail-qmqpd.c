@@ -1,0 +1,149 @@
+/*
+ * qmail-qmqpd: receive one message by QMQP on fds 0 and 1.
+ *
+ * The packet is a netstring holding a netstring for the message, one for
+ * the sender and one for each recipient (cr.yp.to/proto/qmqp.html). The
+ * message streams to qmail-queue as it arrives; nothing is queued unless
+ * the whole packet parses, and the reply netstring (K, Z or D) is sent
+ * only after qmail-queue has finished. Access control is tcpserver's
+ * job: any client that reaches this program may inject mail.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/ctl.h"
+#include "lib/env.h"
+#include "lib/exitcode.h"
+#include "lib/home.h"
+#include "lib/log.h"
+#include "mail/qq.h"
+#include "qmqp/netstring.h"
+#include "smtp/received.h"
+
+#define ADDR_MAX 1002
+#define PACKET_MAX ((unsigned long long)1 << 40)
+
+static struct buf in, out;
+static char inspace[BUF_SIZE], outspace[256];
+
+static _Noreturn void reply(const char *text)
+{
+	struct str ns = STR_INIT;
+	if (netstring_append(&ns, text, strlen(text)) < 0)
+		_exit(EXIT_TEMP);
+	buf_put(&out, ns.s, ns.len);
+	buf_flush(&out);
+	_exit(0);
+}
+
+static _Noreturn void refuse(struct qq *q, const char *text)
+{
+	if (q)
+		qq_cancel(q);
+	reply(text);
+}
+
+/* Read the message netstring and pass it to qmail-queue. Returns the
+ * bytes of the packet it used. */
+static unsigned long long copy_message(struct qq *q, unsigned long long room,
+				       unsigned long long limit)
+{
+	unsigned long long len, left;
+	size_t before = 0;
+	char digits[24];
+
+	/* The length prefix counts toward the packet: count it by hand. */
+	if (netstring_read_len(&in, room, &len) < 0)
+		refuse(q, "Dmalformed QMQP packet (#5.5.4)");
+	before = (size_t)snprintf(digits, sizeof digits, "%llu:", len);
+	if (limit && len > limit)
+		refuse(q, "Dsorry, that message size exceeds my databytes "
+			  "limit (#5.3.4)");
+	for (left = len; left > 0;) {
+		ssize_t n = buf_fill(&in);
+		if (n <= 0)
+			refuse(q, "Dmalformed QMQP packet (#5.5.4)");
+		size_t take = (unsigned long long)n < left ? (size_t)n
+							   : (size_t)left;
+		qq_put(q, buf_peek(&in), take);
+		buf_skip(&in, take);
+		left -= take;
+	}
+	if (netstring_read_end(&in) < 0)
+		refuse(q, "Dmalformed QMQP packet (#5.5.4)");
+	return before + len + 1;
+}
+
+/* Read one address netstring; it must fit in what is left. */
+static unsigned long long read_addr(struct qq *q, struct str *a,
+				    unsigned long long room)
+{
+	size_t max = room < ADDR_MAX ? (size_t)room : ADDR_MAX;
+	if (netstring_read(&in, max, a) < 0 || memchr(a->s, 0, a->len))
+		refuse(q, "Dmalformed QMQP packet (#5.5.4)");
+	char digits[24];
+	return (unsigned long long)snprintf(digits, sizeof digits, "%zu:",
+					    a->len) +
+	       a->len + 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct qq q;
+	struct str hdr = STR_INIT, sender = STR_INIT, rcpt = STR_INIT;
+	struct str rcpts = STR_INIT, text = STR_INIT;
+	unsigned long long total, used;
+	unsigned long limit, timeout;
+
+	log_init(argv[0]);
+	signal(SIGPIPE, SIG_IGN);
+	home_chdir();
+	if (ctl_ulong("control/timeoutsmtpd", &timeout, 1200) < 0 ||
+	    ctl_ulong("control/databytes", &limit, 0) < 0) {
+		log_warn_sys("unable to read controls");
+		buf_init(&out, 1, outspace, sizeof outspace, 60);
+		reply("Zunable to read controls (#4.3.0)");
+	}
+	if (env_ulong("DATABYTES", &limit) < 0)
+		limit = 0;
+	buf_init(&in, 0, inspace, sizeof inspace, (unsigned)timeout);
+	buf_init(&out, 1, outspace, sizeof outspace, (unsigned)timeout);
+
+	if (netstring_read_len(&in, PACKET_MAX, &total) < 0)
+		refuse(NULL, "Dmalformed QMQP packet (#5.5.4)");
+	if (qq_start(&q) < 0)
+		reply("Zqq temporary problem (#4.3.0)");
+	const char *local = env_get("TCPLOCALHOST");
+	if (!local)
+		local = env_get("TCPLOCALIP");
+	received_smtp(&hdr, "QMQP", local,
+		      env_get("TCPREMOTEIP"), env_get("TCPREMOTEHOST"),
+		      env_get("TCPREMOTEINFO"), NULL);
+	qq_put(&q, hdr.s, hdr.len);
+	used = copy_message(&q, total, limit);
+	if (used >= total)
+		refuse(&q, "Dmalformed QMQP packet (#5.5.4)");
+	used += read_addr(&q, &sender, total - used);
+	while (used < total) {
+		used += read_addr(&q, &rcpt, total - used);
+		if (str_append(&rcpts, rcpt.s, rcpt.len + 1) < 0)
+			log_nomem();
+	}
+	if (used != total || rcpts.len == 0 || netstring_read_end(&in) < 0)
+		refuse(&q, "Dmalformed QMQP packet (#5.5.4)");
+
+	int code = qq_finish_list(&q, sender.s, &rcpts, &text);
+	if (code == 0)
+		reply("Kok");
+	/* qq replies look like "451 text": the kind, then the text. */
+	struct str r = STR_INIT;
+	if (str_appendc(&r, text.s[0] == '5' ? 'D' : 'Z') < 0 ||
+	    str_appends(&r, text.len > 4 ? text.s + 4 : text.s) < 0)
+		log_nomem();
+	reply(r.s);
+}
