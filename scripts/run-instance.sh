@@ -90,23 +90,23 @@ done
 stop() {
 	trap - INT TERM
 	echo "$me: stopping" >&2
-	for d in "$inst"/service/*; do
-		[ -d "$d" ] || continue
-		svc -dx "$d" "$d/log" 2>/dev/null || true
-	done
+	# svscan first, so that it starts nothing new; then every supervise.
 	kill "$svscan" 2>/dev/null || true
-	# Wait for every supervise to finish its service and exit.
+	wait "$svscan" 2>/dev/null || true
+	sleep 0.2 # a supervise that svscan just forked takes its lock
 	i=0
-	while [ $i -lt 100 ]; do
+	while [ $i -lt 200 ]; do
 		alive=0
 		for d in "$inst"/service/* "$inst"/service/*/log; do
-			[ -d "$d" ] && svok "$d" 2>/dev/null && alive=1
+			if [ -d "$d" ] && svok "$d" 2>/dev/null; then
+				alive=1
+				svc -dx "$d" 2>/dev/null || true
+			fi
 		done
 		[ $alive -eq 0 ] && break
 		sleep 0.1
 		i=$((i + 1))
 	done
-	wait "$svscan" 2>/dev/null || true
 	echo "$me: stopped" >&2
 	exit 0
 }

@@ -102,12 +102,14 @@ int main(int argc, char **argv)
 		log_fatal_sys(EXIT_TEMP, "unable to switch to queue");
 	buf_init(&in, 0, inspace, sizeof inspace, 0);
 	clean_pid_dir();
+	time_t last_tidy = time(NULL);
 	for (;;) {
 		/* Wait up to an hour for work; tidy pid/ when idle. */
 		if (buf_avail(&in) == 0) {
 			int r = poll(&p, 1, 3600 * 1000);
 			if (r == 0) {
 				clean_pid_dir();
+				last_tidy = time(NULL);
 				continue;
 			}
 		}
@@ -122,6 +124,11 @@ int main(int argc, char **argv)
 				continue;
 			}
 			log_fatal_sys(EXIT_TEMP, "unable to read commands");
+		}
+		/* A busy queue is never idle for an hour: tidy anyway. */
+		if (time(NULL) - last_tidy > 3600) {
+			clean_pid_dir();
+			last_tidy = time(NULL);
 		}
 		const char *reply = clean(&cmd) == 0 ? "+" : "!";
 		if (fd_write_all(1, reply, 1, 0) < 0)

@@ -71,16 +71,17 @@ static void report(int status, const struct str *output, struct str *r)
 	msg = record(output, 1, &mlen);
 	if (rcpt && rlen > 0 && msg && mlen > 0) {
 		/* Recipient report, then the message report. */
-		if (rcpt[0] == 'r' && msg[0] == 'K')
-			set(r, 'K', msg + 1, mlen - 1);
+		/* The recipient's own answer, unless it was accepted: then
+		 * the message report says what became of it. */
+		if (rcpt[0] == 'r' && (msg[0] == 'K' || msg[0] == 'Z' ||
+				       msg[0] == 'D'))
+			set(r, msg[0], msg + 1, mlen - 1);
 		else if (rcpt[0] == 'h')
 			set(r, 'D', rcpt + 1, rlen - 1);
-		else if (rcpt[0] == 's' || rcpt[0] == 'r')
-			set(r, 'Z', rlen > 1 ? rcpt + 1 : msg + 1,
-			    rlen > 1 ? rlen - 1 : mlen - 1);
+		else if (rcpt[0] == 's')
+			set(r, 'Z', rcpt + 1, rlen - 1);
 		else
-			sets(r, 'Z',
-			     "qmail-remote report unreadable. (#4.3.0)");
+			sets(r, 'Z', "qmail-remote report unreadable. (#4.3.0)");
 		return;
 	}
 	/* No recipient report: the message report says it all. */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,8 +48,12 @@ static const unsigned retry_c[2] = {10, 20};
 
 /* --- configuration --- */
 
-static struct {
+struct strings {
 	struct str me, bouncefrom, bouncehost, dbto, dbhost;
+};
+
+static struct {
+	struct strings s;
 	unsigned long conc[2], lifetime;
 	struct routes routes;
 } cfg;
@@ -185,30 +190,48 @@ static void fn_flat(char *out, size_t n, const char *dir, unsigned long id)
 
 /* --- configuration --- */
 
+/* One-line settings, all read before any is used, so that a failure
+ * keeps the old configuration whole. */
+static void strings_free(struct strings *t)
+{
+	str_free(&t->me);
+	str_free(&t->bouncefrom);
+	str_free(&t->bouncehost);
+	str_free(&t->dbto);
+	str_free(&t->dbhost);
+}
+
+static int read_strings(struct strings *t, const char **file)
+{
+	*file = "control/me";
+	if (ctl_line(*file, &t->me, "me") < 0)
+		return -1;
+	*file = "control/bouncefrom";
+	if (ctl_line(*file, &t->bouncefrom, "MAILER-DAEMON") < 0)
+		return -1;
+	*file = "control/bouncehost";
+	if (ctl_line(*file, &t->bouncehost, t->me.s) < 0)
+		return -1;
+	*file = "control/doublebounceto";
+	if (ctl_line(*file, &t->dbto, "postmaster") < 0)
+		return -1;
+	*file = "control/doublebouncehost";
+	if (ctl_line(*file, &t->dbhost, t->me.s) < 0)
+		return -1;
+	return 0;
+}
+
 static void read_config(int fatal)
 {
 	const char *file = NULL;
 	struct routes r = {STR_INIT, STRMAP_INIT, STRMAP_INIT, STRMAP_INIT};
+	struct strings t = {STR_INIT, STR_INIT, STR_INIT, STR_INIT, STR_INIT};
 	unsigned long conc[2], lifetime;
 
 	/* Reading happens with cwd = home; queue work with cwd = queue. */
 	if (chdir("..") < 0)
 		goto fail_home;
-	if (ctl_line("control/me", &cfg.me, "me") < 0) {
-		file = "control/me";
-		goto fail;
-	}
-	file = "control/bouncefrom";
-	if (ctl_line(file, &cfg.bouncefrom, "MAILER-DAEMON") < 0)
-		goto fail;
-	file = "control/bouncehost";
-	if (ctl_line_or_me(file, &cfg.bouncehost) < 0)
-		goto fail;
-	file = "control/doublebounceto";
-	if (ctl_line(file, &cfg.dbto, "postmaster") < 0)
-		goto fail;
-	file = "control/doublebouncehost";
-	if (ctl_line_or_me(file, &cfg.dbhost) < 0)
+	if (read_strings(&t, &file) < 0)
 		goto fail;
 	file = "control/concurrencylocal";
 	if (ctl_ulong(file, &conc[0], 10) < 0)
@@ -223,6 +246,8 @@ static void read_config(int fatal)
 		goto fail;
 	route_free(&cfg.routes);
 	cfg.routes = r;
+	strings_free(&cfg.s);
+	cfg.s = t;
 	cfg.conc[0] = conc[0];
 	cfg.conc[1] = conc[1];
 	cfg.lifetime = lifetime;
@@ -235,6 +260,7 @@ fail:
 	alert_sys("unable to read ", file);
 	logs("warning: keeping the old configuration");
 	logend();
+	strings_free(&t);
 	if (chdir("queue") < 0)
 		goto fail_home;
 	return;
@@ -683,15 +709,15 @@ static int send_bounce(struct msg *m)
 	int dbl = sender.len == 0;
 	const char *bsender = dbl ? "#@[]" : "";
 	if (dbl) {
-		if (cfg.dbto.len == 0) {
+		if (cfg.s.dbto.len == 0) {
 			logs("double bounce: discarding ");
 			logs(bfn);
 			logend();
 			goto drop;
 		}
-		if (str_copystr(&to, &cfg.dbto) < 0 ||
+		if (str_copystr(&to, &cfg.s.dbto) < 0 ||
 		    str_appendc(&to, '@') < 0 ||
-		    str_appends(&to, cfg.dbhost.s) < 0)
+		    str_appends(&to, cfg.s.dbhost.s) < 0)
 			log_nomem();
 	} else {
 		/* A VERP sender gets the bounce for its first recipient,
@@ -715,14 +741,14 @@ static int send_bounce(struct msg *m)
 	qq_puts(&q, "Date: ");
 	qq_puts(&q, date);
 	qq_puts(&q, "\nFrom: ");
-	qq_puts(&q, cfg.bouncefrom.s);
+	qq_puts(&q, cfg.s.bouncefrom.s);
 	qq_puts(&q, "@");
-	qq_puts(&q, cfg.bouncehost.s);
+	qq_puts(&q, cfg.s.bouncehost.s);
 	qq_puts(&q, "\nTo: ");
 	qq_puts(&q, to.s);
 	qq_puts(&q, "\nSubject: failure notice\n\nHi. This is the qmail-send "
 		    "program at ");
-	qq_puts(&q, cfg.me.s);
+	qq_puts(&q, cfg.s.me.s);
 	qq_puts(&q, ".\n");
 	if (dbl)
 		qq_puts(&q, "I tried to deliver a bounce message to this "
@@ -779,7 +805,7 @@ static int add_bounce(unsigned long id, const char *rcpt, const char *text,
 	if (str_copys(&rec, "<") < 0 || str_appends(&rec, rcpt) < 0 ||
 	    str_appends(&rec, ">:\n") < 0)
 		log_nomem();
-	/* qmail-remote separates lines with '/'; keep them as lines. */
+	/* The text keeps its own newlines: they become the bounce's lines. */
 	for (size_t i = 0; i < len; i++)
 		if (str_appendc(&rec, text[i]) < 0)
 			log_nomem();
@@ -990,6 +1016,8 @@ static void delivery_result(int c, unsigned slot, const char *text, size_t len)
 	struct delivery *d = NULL;
 	struct job *j = NULL;
 	char kind = len ? text[0] : 'Z';
+	if (kind != 'K' && kind != 'D')
+		kind = 'Z'; /* anything unclear is a deferral */
 	const char *rcpt;
 	time_t now = time(NULL);
 
@@ -1244,6 +1272,11 @@ int main(int argc, char **argv)
 	home_chdir();
 	if (chdir("queue") < 0)
 		log_fatal_sys(EXIT_TEMP, "unable to switch to queue");
+	/* One qmail-send per queue: two would deliver everything twice. */
+	int mutex = open("lock/sendmutex", O_RDWR | O_CLOEXEC);
+	if (mutex < 0 || flock(mutex, LOCK_EX | LOCK_NB) < 0)
+		log_fatal_sys(EXIT_TEMP, "unable to lock lock/sendmutex; is "
+					 "another qmail-send running?");
 	read_config(1);
 	read_spawner_max(0);
 	read_spawner_max(1);

@@ -1,12 +1,14 @@
 /*
  * qmail-start: set up the pipes and start the queue's processes.
  *
- * It runs qmail-send, qmail-lspawn, qmail-rspawn and qmail-clean, each
- * as its role (when started as root), joined by the pipes in
- * spec/queue.md. qmail-send's fd 0 is our fd 1, the log. The remaining
- * arguments (the default delivery) go to qmail-lspawn. It must never
- * keep running itself: it execs qmail-send, so that the supervisor's
- * signals reach qmail-send directly.
+ *   qmail-start defaultdelivery [logger arg...]
+ *
+ * It runs qmail-lspawn (keeping root: it becomes each user per
+ * delivery), qmail-rspawn, qmail-clean and, when given, the logger, each
+ * as its role when started as root, joined by the pipes of
+ * spec/queue.md. qmail-send's fd 0 is the logger's input, or our own
+ * fd 1 without a logger. It never keeps running itself: it execs
+ * qmail-send, so that the supervisor's signals reach qmail-send directly.
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,89 +21,86 @@
 #include "lib/log.h"
 #include "mail/roles.h"
 
-static void make_pipe(int p[2])
+#define KEEP_ROOT (-1)
+#define NPIPES 7
+
+/* pipes[i][0] is the read end, [1] the write end. */
+static int pipes[NPIPES][2];
+enum { TOLSPAWN, FROMLSPAWN, TORSPAWN, FROMRSPAWN, TOCLEAN, FROMCLEAN, TOLOG };
+
+static void close_pipes(void)
 {
-	if (pipe(p) < 0)
-		log_fatal_sys(EXIT_TEMP, "unable to create a pipe");
+	for (int i = 0; i < NPIPES; i++)
+		for (int e = 0; e < 2; e++)
+			if (pipes[i][e] >= 0)
+				close(pipes[i][e]);
 }
 
-/* In the child: put the two pipe ends at fd 0 and 1, close everything
- * else we made, take the role, exec. */
-static void start(const char *prog, char **argv, enum role role, int in,
-		  int out, int *all, int nall)
+/* In the child: the two given descriptors become fd 0 and fd 1, every
+ * other pipe end we made is closed, the role is taken, then exec. */
+static void start(char **argv, int role, int in, int out)
 {
 	pid_t pid = fork();
 	if (pid < 0)
 		log_fatal_sys(EXIT_TEMP, "unable to fork");
 	if (pid > 0)
 		return;
-	/* Move the pair out of the way first: they may be 0 or 1. */
-	int tin = dup(in), tout = dup(out);
-	if (tin < 0 || tout < 0)
-		log_fatal_sys(EXIT_TEMP, "unable to dup for %s", prog);
-	for (int i = 0; i < nall; i++)
-		close(all[i]);
-	if (fd_move(0, tin) < 0 || fd_move(1, tout) < 0)
-		log_fatal_sys(EXIT_TEMP, "unable to set up fds for %s", prog);
-	if (roles_become(role) < 0)
+	/* Copy the pair out of the way first: they may be 0 or 1. */
+	int tin = dup(in), tout = out >= 0 ? dup(out) : -1;
+	if (tin < 0 || (out >= 0 && tout < 0))
+		log_fatal_sys(EXIT_TEMP, "unable to dup for %s", argv[0]);
+	close_pipes();
+	if (fd_move(0, tin) < 0 || (tout >= 0 && fd_move(1, tout) < 0))
+		log_fatal_sys(EXIT_TEMP, "unable to set up fds for %s",
+			      argv[0]);
+	if (role != KEEP_ROOT && roles_become((enum role)role) < 0)
 		log_fatal_sys(EXIT_TEMP,
-			      "unable to switch to the account for %s", prog);
-	execv(argv[0], argv);
+			      "unable to switch to the account for %s",
+			      argv[0]);
+	execvp(argv[0], argv);
 	log_fatal_sys(EXIT_TEMP, "unable to run %s", argv[0]);
 }
 
 int main(int argc, char **argv)
 {
-	int tolspawn[2], fromlspawn[2], torspawn[2], fromrspawn[2];
-	int toclean[2], fromclean[2];
-	static char lspawn[] = "bin/qmail-lspawn",
-		    rspawn[] = "bin/qmail-rspawn", clean[] = "bin/qmail-clean",
-		    send[] = "bin/qmail-send";
+	static char lspawn[] = "bin/qmail-lspawn", rspawn[] = "bin/qmail-rspawn",
+		    clean[] = "bin/qmail-clean", send[] = "bin/qmail-send";
+	char *largv[] = {lspawn, argc > 1 ? argv[1] : NULL, NULL};
+	char *rargv[] = {rspawn, NULL}, *cargv[] = {clean, NULL};
+	int logger = argc > 2;
 
 	log_init(argv[0]);
 	home_chdir();
-	make_pipe(tolspawn);
-	make_pipe(fromlspawn);
-	make_pipe(torspawn);
-	make_pipe(fromrspawn);
-	make_pipe(toclean);
-	make_pipe(fromclean);
-	int all[] = {tolspawn[0], tolspawn[1], fromlspawn[0], fromlspawn[1],
-		     torspawn[0], torspawn[1], fromrspawn[0], fromrspawn[1],
-		     toclean[0],  toclean[1],  fromclean[0],  fromclean[1]};
-	int nall = (int)(sizeof all / sizeof all[0]);
+	for (int i = 0; i < NPIPES; i++) {
+		pipes[i][0] = pipes[i][1] = -1;
+		if ((i != TOLOG || logger) && pipe(pipes[i]) < 0)
+			log_fatal_sys(EXIT_TEMP, "unable to create a pipe");
+	}
 
-	/* qmail-lspawn gets our arguments: the default delivery. */
-	char **largv = calloc((size_t)argc + 1, sizeof *largv);
-	if (!largv)
-		log_nomem();
-	largv[0] = lspawn;
-	for (int i = 1; i < argc; i++)
-		largv[i] = argv[i];
-	char *rargv[] = {rspawn, NULL}, *cargv[] = {clean, NULL};
-
-	/* qmail-lspawn keeps root: it becomes each user per delivery. */
-	start(lspawn, largv, ROLE_SEND, tolspawn[0], fromlspawn[1], all, nall);
-	start(rspawn, rargv, ROLE_REMOTE, torspawn[0], fromrspawn[1], all,
-	      nall);
-	start(clean, cargv, ROLE_QUEUE, toclean[0], fromclean[1], all, nall);
+	if (logger)
+		start(argv + 2, ROLE_LOG, pipes[TOLOG][0], -1);
+	start(largv, KEEP_ROOT, pipes[TOLSPAWN][0], pipes[FROMLSPAWN][1]);
+	start(rargv, ROLE_REMOTE, pipes[TORSPAWN][0], pipes[FROMRSPAWN][1]);
+	start(cargv, ROLE_QUEUE, pipes[TOCLEAN][0], pipes[FROMCLEAN][1]);
 
 	/* qmail-send: fd 0 log, 1/2 lspawn, 3/4 rspawn, 5/6 clean. */
-	int want[7] = {1,	    tolspawn[1],   fromlspawn[0],
-		       torspawn[1], fromrspawn[0], toclean[1],
-		       fromclean[0]};
+	int want[7] = {logger ? pipes[TOLOG][1] : 1,
+		       pipes[TOLSPAWN][1],
+		       pipes[FROMLSPAWN][0],
+		       pipes[TORSPAWN][1],
+		       pipes[FROMRSPAWN][0],
+		       pipes[TOCLEAN][1],
+		       pipes[FROMCLEAN][0]};
 	int moved[7];
 	for (int i = 0; i < 7; i++)
 		if ((moved[i] = dup(want[i])) < 0)
 			log_fatal_sys(EXIT_TEMP, "unable to dup");
-	for (int i = 0; i < nall; i++)
-		close(all[i]);
+	close_pipes();
 	for (int i = 0; i < 7; i++)
 		if (fd_move(i, moved[i]) < 0)
 			log_fatal_sys(EXIT_TEMP, "unable to set up fds");
 	if (roles_become(ROLE_SEND) < 0)
-		log_fatal_sys(EXIT_TEMP,
-			      "unable to switch to the qmails account");
+		log_fatal_sys(EXIT_TEMP, "unable to switch to the qmails account");
 	char *sargv[] = {send, NULL};
 	execv(send, sargv);
 	log_fatal_sys(EXIT_TEMP, "unable to run %s", send);

@@ -47,8 +47,25 @@ def run_dir():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def free_port():
+    """A port free on both 127.0.0.1 and ::1 (the services use both)."""
+    import socket
+    for _ in range(50):
+        with socket.socket() as s4:
+            s4.bind(("127.0.0.1", 0))
+            port = s4.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET6) as s6:
+                    s6.bind(("::1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
+
+
 def start(run_dir):
-    env = dict(os.environ, QM_BUILD=os.environ.get("QM_BUILD", str(REPO / "build")))
+    env = dict(os.environ, QM_BUILD=os.environ.get("QM_BUILD", str(REPO / "build")),
+               QM_SMTP_PORT=str(free_port()), QM_QMQP_PORT=str(free_port()))
     log = open(run_dir.parent / "run.log", "wb")
     proc = subprocess.Popen(
         ["sh", str(REPO / "scripts/run-instance.sh"), str(run_dir)],
