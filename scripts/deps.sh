@@ -5,7 +5,8 @@
 set -eu
 
 PACKAGES="gcc make pkg-config libcdb-dev tinycdb libssl-dev libcrypt-dev
-openssl ucspi-tcp-ipv6 daemontools passwd procps python3 python3-pytest swaks"
+openssl ucspi-tcp-ipv6 daemontools passwd procps python3 python3-pytest
+python3-dnslib python3-aiosmtpd swaks"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "deps: not a Debian system; install the equivalents of:" $PACKAGES >&2

@@ -1,0 +1,36 @@
+/*
+ * reply.h: reading SMTP replies as a client (RFC 5321 4.2).
+ *
+ * A reply is one or more lines "CODE-text" ... "CODE text", all with the
+ * same three-digit code. Lines and line counts are bounded; anything that
+ * breaks the syntax is a protocol error, never a guess. The text of all
+ * lines is kept, joined with '/', for reports in qmail-remote's format.
+ */
+#ifndef QM_SMTP_REPLY_H
+#define QM_SMTP_REPLY_H
+
+#include "lib/buf.h"
+#include "lib/str.h"
+
+#define REPLY_LINE_MAX 2048
+#define REPLY_LINES_MAX 100
+
+enum reply_status {
+	REPLY_OK = 0,
+	REPLY_EOF,      /* the server closed the connection */
+	REPLY_TIMEOUT,  /* no answer in time */
+	REPLY_IOERROR,  /* read error (errno) */
+	REPLY_PROTOCOL, /* garbage, a line too long, mixed codes... */
+};
+
+struct smtp_reply {
+	int code;        /* 100..599 when REPLY_OK */
+	struct str text; /* "250-a/250 b" style, unsafe bytes replaced */
+	struct str lines; /* each line without CRLF, NUL-separated */
+};
+
+/* Read one reply. */
+enum reply_status reply_read(struct buf *in, struct smtp_reply *r);
+void reply_free(struct smtp_reply *r);
+
+#endif
