@@ -108,11 +108,19 @@ enum smtpaddr_result smtpaddr_parse(const char *s, size_t n, int utf8_ok,
 		char c = s[i];
 		if (c == 0 || c == '\r' || c == '\n')
 			return SMTPADDR_SYNTAX;
+		if ((unsigned char)c >= 0x80)
+			eightbit = 1;
 		if (quoted) {
-			if (c == '\\' && i + 1 < n)
-				i++;
-			else if (c == '"')
+			if (c == '\\' && i + 1 < n) {
+				/* A quoted pair may not hide a control byte. */
+				char e = s[++i];
+				if (e == 0 || e == '\r' || e == '\n')
+					return SMTPADDR_SYNTAX;
+				if ((unsigned char)e >= 0x80)
+					eightbit = 1;
+			} else if (c == '"') {
 				quoted = 0;
+			}
 			continue;
 		}
 		if (c == '"')
@@ -123,8 +131,6 @@ enum smtpaddr_result smtpaddr_parse(const char *s, size_t n, int utf8_ok,
 			break;
 		else if (c == '<' || (bracket && is_space(c)))
 			return SMTPADDR_SYNTAX;
-		if ((unsigned char)c >= 0x80)
-			eightbit = 1;
 	}
 	if (quoted)
 		return SMTPADDR_SYNTAX;
