@@ -30,7 +30,7 @@
 
 static struct {
 	struct str greeting, localiphost;
-	struct strmap rcpthosts, badmailfrom;
+	struct strmap rcpthosts, badmailfrom, tlsclients;
 	int have_rcpthosts;
 	struct cdbx_reader morercpthosts;
 	int have_more;
@@ -82,6 +82,7 @@ static void read_controls(struct smtp_server *s)
 		die_control("control/morercpthosts.cdb");
 	cfg.have_more = r;
 	load_set("control/badmailfrom", &cfg.badmailfrom, NULL);
+	load_set("control/tlsclients", &cfg.tlsclients, NULL);
 	if (ctl_ulong("control/databytes", &n, 0) < 0)
 		die_control("control/databytes");
 	s->databytes = n;
@@ -167,10 +168,24 @@ static void fix_literal(struct str *rcpt)
 	str_free(&ip);
 }
 
+/* A verified client certificate whose address is in control/tlsclients
+ * may relay, as RELAYCLIENT="" would allow (the TLS patch's rule). */
+static int tls_client_may_relay(const struct smtp_server *s)
+{
+	const char *verify = env_get("SSL_CLIENT_VERIFY");
+	const char *email = env_get("SSL_CLIENT_S_DN_Email");
+
+	return s->tls_active && verify && strcmp(verify, "SUCCESS") == 0 &&
+	       email && *email &&
+	       strmap_get(&cfg.tlsclients, email, strlen(email)) != NULL;
+}
+
 static const char *check_rcpt(void *ctx, struct smtp_server *s,
 			      struct str *rcpt)
 {
 	fix_literal(rcpt);
+	if (!cfg.relayclient && tls_client_may_relay(s))
+		return NULL;
 	if (cfg.relayclient) {
 		if (str_appends(rcpt, cfg.relayclient) < 0)
 			log_nomem();
@@ -185,11 +200,11 @@ static const char *check_rcpt(void *ctx, struct smtp_server *s,
 
 static void received(void *ctx, struct smtp_server *s, struct str *out)
 {
-	char proto[16];
-	snprintf(proto, sizeof proto, "%s%s", s->esmtp ? "ESMTP" : "SMTP",
-		 s->proto_suffix);
-	received_smtp(out, proto, cfg.localhost, cfg.remoteip, cfg.remotehost,
+	struct str proto = STR_INIT;
+	smtp_protocol(s, &proto);
+	received_smtp(out, proto.s, cfg.localhost, cfg.remoteip, cfg.remotehost,
 		      cfg.remoteinfo, s->helo.s);
+	str_free(&proto);
 }
 
 int main(int argc, char **argv)

@@ -30,6 +30,38 @@ void smtp_init(struct smtp_server *s, const struct smtp_policy *p,
 	s->proto_suffix = "";
 	buf_init(&s->in, 0, s->inspace, sizeof s->inspace, timeout);
 	buf_init(&s->out, 1, s->outspace, sizeof s->outspace, timeout);
+	ucspitls_init(&s->tls);
+	/* SMTPS: the TLS program did the handshake before we started. */
+	const char *smtps = getenv("SMTPS");
+	if (smtps && *smtps) {
+		s->tls_active = 1;
+		s->tls.policy = TLS_OFF; /* nothing more to start */
+	}
+}
+
+void smtp_protocol(const struct smtp_server *s, struct str *out)
+{
+	const char *cipher = ucspitls_cipher();
+
+	if (str_copys(out, s->esmtp ? "ESMTP" : "SMTP") < 0 ||
+	    (s->tls_active && str_appendc(out, 'S') < 0) ||
+	    str_appends(out, s->proto_suffix) < 0)
+		log_nomem();
+	if (s->tls_active && cipher && *cipher) {
+		if (str_appends(out, " (") < 0)
+			log_nomem();
+		for (const char *c = cipher; *c; c++) {
+			char ch = *c;
+			/* The cipher name comes from the peer's choice. */
+			if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+			      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+				ch = '?';
+			if (str_appendc(out, ch) < 0)
+				log_nomem();
+		}
+		if (str_appends(out, " encrypted)") < 0)
+			log_nomem();
+	}
 }
 
 void smtp_flush(struct smtp_server *s)
@@ -91,6 +123,9 @@ static void do_helo(struct smtp_server *s, const char *arg, size_t n, int ehlo)
 	}
 	if (str_copys(&line, "250-") < 0 || str_appends(&line, s->greeting) < 0 ||
 	    str_appends(&line, "\r\n250-PIPELINING\r\n250-8BITMIME\r\n") < 0)
+		log_nomem();
+	if (ucspitls_available(&s->tls) &&
+	    str_appends(&line, "250-STARTTLS\r\n") < 0)
 		log_nomem();
 	if (s->policy->extra_ehlo && str_appends(&line, s->policy->extra_ehlo) < 0)
 		log_nomem();
@@ -188,6 +223,10 @@ static void do_mail(struct smtp_server *s, const char *arg, size_t n)
 	size_t rest;
 	struct str addr = STR_INIT;
 
+	if (s->tls.policy == TLS_REQUIRED && !s->tls_active) {
+		smtp_reply(s, "530 Must issue a STARTTLS command first (#5.7.0)");
+		return;
+	}
 	if (s->has_mail) {
 		smtp_error(s, "503 nested MAIL command (#5.5.1)");
 		return;
@@ -340,6 +379,30 @@ static void do_data(struct smtp_server *s)
 	str_free(&reply);
 }
 
+static void do_starttls(struct smtp_server *s, size_t alen)
+{
+	if (alen) {
+		smtp_error(s, "501 STARTTLS takes no arguments (#5.5.4)");
+		return;
+	}
+	if (!ucspitls_available(&s->tls)) {
+		smtp_error(s, "502 TLS not available (#5.5.1)");
+		return;
+	}
+	smtp_reply(s, "220 ready for tls");
+	smtp_flush(s);
+	/* Whatever the client pipelined after STARTTLS is dropped here. */
+	if (ucspitls_start(&s->tls, &s->in, &s->out, 0, 1) < 0)
+		smtp_close(s, "454 TLS not available due to temporary reason",
+			   0);
+	s->tls_active = 1;
+	/* RFC 3207: start again, as if the client had just connected. */
+	smtp_reset(s);
+	s->seen_helo = 0;
+	s->esmtp = 0;
+	str_clear(&s->helo);
+}
+
 /* --- the loop --- */
 
 static int verb_is(const char *verb, size_t n, const char *name)
@@ -415,6 +478,8 @@ int smtp_serve(struct smtp_server *s)
 			do_rcpt(s, arg, alen);
 		else if (verb_is(verb, vlen, "DATA"))
 			do_data(s);
+		else if (verb_is(verb, vlen, "STARTTLS"))
+			do_starttls(s, alen);
 		else if (verb_is(verb, vlen, "RSET")) {
 			smtp_reset(s);
 			smtp_reply(s, "250 flushed");

@@ -16,6 +16,7 @@
 #include "lib/buf.h"
 #include "lib/str.h"
 #include "smtp/data.h"
+#include "smtp/ucspitls.h"
 
 #define SMTP_LINE_MAX 1000 /* a command line, CRLF included */
 
@@ -61,6 +62,8 @@ struct smtp_server {
 	unsigned maxerrors;
 	const char *proto_suffix;      /* "S" with TLS, "A" with AUTH... */
 	int skip_greeting;             /* ofmipd after AUTH: no 220 */
+	struct ucspitls tls;           /* STARTTLS through UCSPI-TLS */
+	int tls_active;                /* STARTTLS done, or SMTPS */
 
 	/* The transaction. */
 	int seen_helo, esmtp;
@@ -72,7 +75,8 @@ struct smtp_server {
 	unsigned errors;
 };
 
-/* Set up on fds 0 and 1 with the given per-read/write timeout. */
+/* Set up on fds 0 and 1 with the given per-read/write timeout; reads the
+ * UCSPI-TLS policy and fds from the environment (smtp/ucspitls.h). */
 void smtp_init(struct smtp_server *s, const struct smtp_policy *p,
 	       unsigned timeout);
 /* Run the dialogue until QUIT, EOF, a timeout or too many errors.
@@ -83,6 +87,9 @@ int smtp_serve(struct smtp_server *s);
 void smtp_reply(struct smtp_server *s, const char *line);
 /* Write queued replies now. Exits the process on a write error. */
 void smtp_flush(struct smtp_server *s);
+/* "ESMTP", "ESMTPS (cipher encrypted)", "ESMTPA"... for Received lines:
+ * SMTP or ESMTP, then S with TLS and the suffix the program set. */
+void smtp_protocol(const struct smtp_server *s, struct str *out);
 /* Forget the transaction (RSET, HELO, after DATA). */
 void smtp_reset(struct smtp_server *s);
 
