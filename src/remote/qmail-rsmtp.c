@@ -10,7 +10,14 @@
  * and write; tcpclient's TCPREMOTEIP names the address. It writes
  * qmail-remote's reports on fd 1 and exits 0; it exits 75, writing
  * nothing, when the caller should try the next address (no greeting, or
- * one that is not 2xx).
+ * one that is not 2xx), and 76 when an opportunistic TLS handshake failed
+ * (the caller may try the same address again without TLS).
+ *
+ * TLS comes through UCSPI-TLS (ucspi-tlsc -y): RSMTP_TLS says the policy:
+ * "off", "try" (STARTTLS when offered; the default when the TLS fds are
+ * there) or "require" (STARTTLS and a verified certificate, else Z).
+ * With implicit TLS (port 465) the connection is TLS from the start and
+ * SSL_PROTOCOL is already in the environment.
  *
  * Never sends a bare CR or a bare LF: every line ends in CRLF, so a
  * message can never end early at a careless receiver (SMTP smuggling).
@@ -29,8 +36,10 @@
 #include "lib/log.h"
 #include "lib/str.h"
 #include "smtp/reply.h"
+#include "smtp/ucspitls.h"
 
 #define EXIT_NEXT 75
+#define EXIT_TLS_FAILED 76
 
 struct caps {
 	int esmtp, pipelining, eightbitmime, smtputf8, starttls;
@@ -341,6 +350,50 @@ static void hello(struct caps *c)
 	reply_free(&r);
 }
 
+/* STARTTLS, then EHLO again with only the new capabilities. */
+static void starttls(struct ucspitls *t, struct caps *c, int required)
+{
+	struct smtp_reply r = {0, STR_INIT, STR_INIT};
+	const char *verify;
+
+	if (!c->starttls || !ucspitls_available(t)) {
+		if (!required)
+			return;
+		quit();
+		final('Z', "it does not offer STARTTLS, which I require for it. "
+			   "(#4.7.0)",
+		      NULL);
+	}
+	puts_("STARTTLS\r\n");
+	flush();
+	get_reply(&r);
+	if (r.code != 220) {
+		if (!required) {
+			reply_free(&r);
+			return; /* refused: carry on in cleartext */
+		}
+		quit();
+		final('Z', "STARTTLS was refused, and I require TLS for it.", &r);
+	}
+	if (ucspitls_start(t, &in, &out, 6, 7) < 0) {
+		if (!required)
+			_exit(EXIT_TLS_FAILED);
+		final('Z', "the TLS handshake failed. (#4.7.0)", NULL);
+	}
+	verify = env_get("SSL_SERVER_VERIFY");
+	if (required && (!verify || strcmp(verify, "SUCCESS") != 0)) {
+		struct str why = STR_INIT;
+		if (str_copys(&why, "its certificate did not verify: ") < 0 ||
+		    str_appends(&why, verify ? verify : "no result") < 0 ||
+		    str_appends(&why, ". (#4.7.5)") < 0)
+			log_nomem();
+		quit();
+		final('Z', why.s, NULL);
+	}
+	reply_free(&r);
+	hello(c);
+}
+
 static void mail_command(const struct caps *c, const struct message *m,
 			 int utf8)
 {
@@ -413,6 +466,23 @@ int main(int argc, char **argv)
 		finish();
 	}
 	hello(&caps);
+
+	struct ucspitls tls;
+	const char *policy = env_get("RSMTP_TLS");
+	int required = policy && strcmp(policy, "require") == 0;
+	int implicit = env_get("SSL_PROTOCOL") != NULL;
+	ucspitls_init(&tls);
+	tls.policy = TLS_OFFERED; /* what to do is decided here, not there */
+	if (implicit) {
+		const char *verify = env_get("SSL_SERVER_VERIFY");
+		if (required && (!verify || strcmp(verify, "SUCCESS") != 0)) {
+			quit();
+			final('Z', "its certificate did not verify. (#4.7.5)",
+			      NULL);
+		}
+	} else if (!policy || strcmp(policy, "off") != 0) {
+		starttls(&tls, &caps, required);
+	}
 
 	int utf8 = m.header_8bit || has_8bit(sender);
 	for (int i = 0; i < nrcpts; i++)
