@@ -28,6 +28,7 @@ void smtp_init(struct smtp_server *s, const struct smtp_policy *p,
 	s->maxerrors = 10;
 	s->greeting = "localhost";
 	s->proto_suffix = "";
+	s->fail_code = EXIT_TEMP;
 	buf_init(&s->in, 0, s->inspace, sizeof s->inspace, timeout);
 	buf_init(&s->out, 1, s->outspace, sizeof s->outspace, timeout);
 	ucspitls_init(&s->tls);
@@ -67,13 +68,13 @@ void smtp_protocol(const struct smtp_server *s, struct str *out)
 void smtp_flush(struct smtp_server *s)
 {
 	if (buf_flush(&s->out) < 0)
-		_exit(EXIT_TEMP); /* the client is gone */
+		_exit(s->fail_code); /* the client is gone */
 }
 
 void smtp_reply(struct smtp_server *s, const char *line)
 {
 	if (buf_puts(&s->out, line) < 0 || buf_put(&s->out, "\r\n", 2) < 0)
-		_exit(EXIT_TEMP);
+		_exit(s->fail_code);
 }
 
 static _Noreturn void smtp_close(struct smtp_server *s, const char *line,
@@ -466,7 +467,7 @@ int smtp_serve(struct smtp_server *s)
 			arg++, alen--;
 
 		if (s->policy->command &&
-		    s->policy->command(s->policy->ctx, s, verb, arg, alen))
+		    s->policy->command(s->policy->ctx, s, verb, vlen, arg, alen))
 			continue;
 		if (verb_is(verb, vlen, "HELO"))
 			do_helo(s, arg, alen, 0);

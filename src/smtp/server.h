@@ -47,7 +47,7 @@ struct smtp_policy {
 	/* Commands the program handles itself ("AUTH"), or NULL. Returns 1
 	 * when it handled the verb. */
 	int (*command)(void *ctx, struct smtp_server *s, const char *verb,
-		       const char *arg, size_t arglen);
+		       size_t verblen, const char *arg, size_t arglen);
 };
 
 struct smtp_server {
@@ -62,6 +62,7 @@ struct smtp_server {
 	unsigned maxerrors;
 	const char *proto_suffix;      /* "S" with TLS, "A" with AUTH... */
 	int skip_greeting;             /* ofmipd after AUTH: no 220 */
+	int fail_code;                 /* exit code when the client is gone */
 	struct ucspitls tls;           /* STARTTLS through UCSPI-TLS */
 	int tls_active;                /* STARTTLS done, or SMTPS */
 
