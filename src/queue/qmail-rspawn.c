@@ -76,10 +76,13 @@ static void report(int status, const struct str *output, struct str *r)
 		if (rcpt[0] == 'r' && (msg[0] == 'K' || msg[0] == 'Z' ||
 				       msg[0] == 'D'))
 			set(r, msg[0], msg + 1, mlen - 1);
-		else if (rcpt[0] == 'h')
-			set(r, 'D', rcpt + 1, rlen - 1);
-		else if (rcpt[0] == 's')
-			set(r, 'Z', rcpt + 1, rlen - 1);
+		else if (rcpt[0] == 'h' || rcpt[0] == 's') {
+			/* What the server said of the recipient, then what
+			 * became of the message ("Giving up on ..."). */
+			set(r, rcpt[0] == 'h' ? 'D' : 'Z', rcpt + 1, rlen - 1);
+			if (str_append(r, msg + 1, mlen - 1) < 0)
+				log_nomem();
+		}
 		else
 			sets(r, 'Z', "qmail-remote report unreadable. (#4.3.0)");
 		return;

@@ -902,6 +902,15 @@ static long job_next_rcpt(struct job *j)
 	return -1;
 }
 
+/* Whether j has an undone recipient not yet started; moves nothing. */
+static int job_has_more(struct job *j)
+{
+	size_t scan = j->scan;
+	long pos = job_next_rcpt(j);
+	j->scan = scan;
+	return pos >= 0;
+}
+
 static void job_finish(struct job *j)
 {
 	struct msg *m = j->m;
@@ -1071,7 +1080,7 @@ static void delivery_result(int c, unsigned slot, const char *text, size_t len)
 	busy[c]--;
 	j->inflight--;
 	log_status();
-	if (j->inflight == 0 && job_next_rcpt(j) < 0)
+	if (j->inflight == 0 && !job_has_more(j))
 		job_finish(j);
 	else if (j->inflight == 0 && flag_term)
 		job_finish(j);
