@@ -1208,3 +1208,24 @@ def test_concurrencyremote_limits_parallel_deliveries(mta):
     assert all(re.fullmatch(r"status: local 0/10 remote [012]/2", s)
                for s in statuses), statuses
     mta.wait_queue_empty()
+
+
+def test_recipients_waiting_for_a_slot_are_all_delivered(mta):
+    """Regression: when a job's last running delivery ended while other
+    recipients of the same message still waited for a free slot, one of
+    them was skipped and the message stayed in the queue until a
+    restart. With one slot and three recipients per message every
+    recipient must be delivered."""
+    mta.inst.control("concurrencyremote", "1\n")
+    mta.configure(default={"reports": ACCEPTED, "sleep": 0.05})
+    ids = [mta.inject("sender@origin.test",
+                      [f"m{i}r{k}@remote.test" for k in range(3)])
+           for i in range(4)]
+    run = mta.start()
+    for msgid in ids:
+        run.wait_line(f"end msg {msgid}", timeout=30)
+    rcpts = sorted(call["argv"][2] for call in mta.remote_calls())
+    assert rcpts == sorted(f"m{i}r{k}@remote.test"
+                           for i in range(4) for k in range(3))
+    mta.wait_queue_empty()
+    assert run.stop() == 0
