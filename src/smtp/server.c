@@ -411,6 +411,26 @@ static int verb_is(const char *verb, size_t n, const char *name)
 	return strlen(name) == n && strncasecmp(verb, name, n) == 0;
 }
 
+/* The rest of an over-long line, read in bounded pieces. Returns 1 when
+ * it ended in CRLF, 0 when it ended in a bare LF, -1 at EOF or error. */
+static int skip_long_line(struct smtp_server *s, struct str *piece)
+{
+	char last = piece->len ? piece->s[piece->len - 1] : 0;
+
+	for (;;) {
+		str_clear(piece);
+		int r = buf_getline(&s->in, piece, '\n', SMTP_LINE_MAX);
+		if (r == 0 || (r < 0 && errno != EMSGSIZE))
+			return -1;
+		if (r > 0) {
+			char before = piece->len >= 2 ? piece->s[piece->len - 2]
+						      : last;
+			return before == '\r';
+		}
+		last = piece->s[piece->len - 1];
+	}
+}
+
 /* Read one command line into line (without CRLF). Returns 1, or 0 when
  * the session is over. */
 static int read_command(struct smtp_server *s, struct str *line)
@@ -424,8 +444,14 @@ static int read_command(struct smtp_server *s, struct str *line)
 			return 0;
 		if (r < 0) {
 			if (errno == EMSGSIZE) {
-				if (buf_skipline(&s->in, '\n') <= 0)
+				int end = skip_long_line(s, line);
+				if (end < 0)
 					return 0;
+				if (end == 0)
+					smtp_close(s, "451 See "
+						      "https://cr.yp.to/docs/"
+						      "smtplf.html.",
+						   0);
 				smtp_error(s, "500 line too long (#5.5.2)");
 				continue;
 			}
