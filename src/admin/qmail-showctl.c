@@ -200,24 +200,10 @@ static void out_num(unsigned long long n)
 		log_fatal_sys(EXIT_TEMP, "unable to write the output");
 }
 
-/* Printable ASCII passes; a backslash and every other byte are escaped,
- * so that a value can never drive the terminal and the output stays
- * unambiguous. */
 static void out_visible(const char *s, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '\\') {
-			out_put("\\\\", 2);
-		} else if (c >= 0x20 && c < 0x7f) {
-			out_put(&s[i], 1);
-		} else {
-			char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-			out_put(e, sizeof e);
-		}
-	}
+	if (buf_putvisible(&out, s, n) < 0)
+		log_fatal_sys(EXIT_TEMP, "unable to write the output");
 }
 
 static void out_visibles(const char *s)

@@ -385,3 +385,24 @@ int buf_putnum(struct buf *b, unsigned long long n)
 	} while (n);
 	return buf_put(b, digits + i, sizeof digits - i);
 }
+
+int buf_putvisible(struct buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int r;
+		if (c == '\\') {
+			r = buf_put(b, "\\\\", 2);
+		} else if (c >= 0x20 && c < 0x7f) {
+			r = buf_put(b, &s[i], 1);
+		} else {
+			char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+			r = buf_put(b, e, sizeof e);
+		}
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}

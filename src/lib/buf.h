@@ -69,6 +69,10 @@ int buf_put(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);
 int buf_putnum(struct buf *b, unsigned long long n);
+/* Queue bytes so that they can never drive a terminal: printable ASCII
+ * as is, a backslash as "\\", every other byte as "\xHH". For showing
+ * addresses and file contents that come from outside. */
+int buf_putvisible(struct buf *b, const char *s, size_t n);
 /* Write everything pending. */
 int buf_flush(struct buf *b);
 /* Bytes waiting to be written. */

@@ -726,7 +726,23 @@ TEST(zero_size_buffer)
 	close(p[0]);
 }
 
-UNIT_MAIN(getline_tiny_buffer, getline_appends_and_other_delimiter,
+TEST(putvisible_escapes_unsafe_bytes)
+{
+	char space[8], got[64];
+	int p[2];
+	struct buf b;
+
+	CHECK_INT(pipe(p), 0);
+	buf_init(&b, p[1], space, sizeof space, 0);
+	CHECK_INT(buf_putvisible(&b, "a\\b\x1b[1m\n\xff\0z", 11), 0);
+	CHECK_INT(buf_flush(&b), 0);
+	close(p[1]);
+	ssize_t n = read(p[0], got, sizeof got);
+	CHECK_STR(got, (size_t)n, "a\\\\b\\x1b[1m\\x0a\\xff\\x00z");
+	close(p[0]);
+}
+
+UNIT_MAIN(putvisible_escapes_unsafe_bytes, getline_tiny_buffer, getline_appends_and_other_delimiter,
 	  getline_too_long_then_skipline, getline_too_long_leaves_rest_unread,
 	  getline_partial_last_line, skipline_at_eof, read_across_refills,
 	  readall_truncated, eof_with_timeout_is_immediate, read_timeout,
