@@ -83,7 +83,7 @@ MANPAGES := $(wildcard doc/man/*.[1-8])
 LIBQM := $(BUILD)/libqm.a
 LIBQTLS := $(BUILD)/libqtls.a
 
-.PHONY: all check unit e2e run install clean deps fmt lint
+.PHONY: all check unit e2e run install clean deps fmt lint bench
 all: $(PROGS) $(TLS_PROGS) $(SCRIPT_BINS) $(UNIT_BINS)
 
 # Configuration compiled in; rewritten only when it changes.
@@ -156,6 +156,11 @@ e2e: all
 run: deps
 	$(MAKE) all
 	QM_BUILD=$(abspath $(BUILD)) sh scripts/run-instance.sh $(INSTANCE)
+
+bench: deps
+	$(MAKE) all
+	sh scripts/bench-deps.sh
+	QM_BUILD=$(abspath $(BUILD)) $(PYTHON) bench/bench.py $(BENCH_ARGS)
 
 install: all
 	sh scripts/install.sh '$(BUILD)' '$(DESTDIR)' '$(PREFIX)' '$(SPLIT)'

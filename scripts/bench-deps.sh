@@ -56,6 +56,7 @@ now_running=$(system_master)
 if [ -n "$now_running" ] && [ -z "$was_running" ]; then
 	echo "$me: warning: the install started a system Postfix" \
 		"(pid $now_running); stopping it" >&2
+	# shellcheck disable=SC2086 # one word per pid
 	/usr/sbin/postfix stop >/dev/null 2>&1 || kill $now_running || true
 	sleep 1
 	if [ -n "$(system_master)" ]; then

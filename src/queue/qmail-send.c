@@ -380,26 +380,13 @@ static time_t next_retry(const struct msg *m, int c, time_t now)
 
 /* --- qmail-clean --- */
 
+static void clean_send(char type, unsigned long id);
+static void clean_wait(unsigned long id);
+
 static void clean(char type, unsigned long id)
 {
-	char cmd[32], reply;
-	int n = snprintf(cmd, sizeof cmd, "%c%lu", type, id);
-
-	if (fd_write_all(5, cmd, (size_t)n + 1, 0) < 0)
-		log_fatal_sys(EXIT_TEMP, "unable to talk to qmail-clean");
-	for (;;) {
-		ssize_t r = read(6, &reply, 1);
-		if (r == 1)
-			break;
-		if (r < 0 && errno == EINTR)
-			continue;
-		log_fatal(EXIT_TEMP, "qmail-clean went away");
-	}
-	if (reply != '+') {
-		logs("warning: qmail-clean unable to clean up ");
-		lognum(id);
-		logend();
-	}
+	clean_send(type, id);
+	clean_wait(id);
 }
 
 /* --- reading queue files --- */
@@ -432,18 +419,6 @@ static int read_file(const char *fn, struct str *out)
 	return 0;
 }
 
-/* Write a whole file, fsync it. */
-static int write_file(const char *fn, const struct str *data, int mode)
-{
-	int fd = open(fn, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -1;
-	if (fd_write_all(fd, data->s, data->len, 0) < 0 || fsync(fd) < 0) {
-		close(fd);
-		return -1;
-	}
-	return close(fd);
-}
 
 static int read_sender(unsigned long id, struct str *sender)
 {
@@ -498,134 +473,299 @@ static void log_msginfo(unsigned long id, const char *sender, const char *qp,
 	logend();
 }
 
-/* Turn todo/<id> into info/, local/ and remote/, durably, then let
- * qmail-clean drop the todo entry. */
-static void process_todo(unsigned long id)
+/*
+ * Turning todo/<id> into info/, local/ and remote/ happens in batches:
+ * first every file of the batch is written, then all are fsynced (on a
+ * journaling file system the first fsync commits the others' metadata
+ * too), then their directories, and only then may qmail-clean drop the
+ * todo entries. A batch is small, so deliveries start while mail keeps
+ * arriving.
+ */
+#define TODO_BATCH 32
+
+struct todo_item {
+	unsigned long id;
+	int fd[3];  /* info, local, remote; -1 when not written */
+	int has[3]; /* the file was written */
+	char fn[3][64];
+	struct str sender, qp, uid;
+};
+
+static unsigned long *todo_ids;
+static size_t todo_n, todo_pos, todo_cap;
+
+static void todo_item_free(struct todo_item *it)
 {
-	char fn[64], info[64], chanfn[2][64];
-	struct str env = STR_INIT, rcpt = STR_INIT,
-		   out[2] = {STR_INIT, STR_INIT};
-	struct str infodata = STR_INIT;
-	const char *sender = NULL, *qp = "?", *uid = "?";
-	time_t now = time(NULL);
+	for (int k = 0; k < 3; k++)
+		if (it->fd[k] >= 0)
+			close(it->fd[k]);
+	str_free(&it->sender);
+	str_free(&it->qp);
+	str_free(&it->uid);
+}
 
-	fn_flat(fn, sizeof fn, "todo", id);
-	fn_split(info, sizeof info, "info", id);
-	fn_split(chanfn[0], sizeof chanfn[0], "local", id);
-	fn_split(chanfn[1], sizeof chanfn[1], "remote", id);
-	if (msg_find(id))
-		goto done; /* already known: a stale trigger */
-	if (read_file(fn, &env) < 0) {
-		if (errno != ENOENT)
-			alert_sys("unable to read ", fn);
-		goto done;
+/* Write a whole file and leave it open, unsynced. Returns the fd. */
+static int write_open(const char *fn, const struct str *data, int mode)
+{
+	int fd = open(fn, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -1;
+	if (fd_write_all(fd, data->s, data->len, 0) < 0) {
+		close(fd);
+		return -1;
 	}
-	/* Records: u<uid> p<pid> F<sender> T<rcpt>..., each NUL-ended. */
-	if (env.len == 0 || env.s[env.len - 1] != 0)
-		goto bad;
-	for (size_t pos = 0; pos < env.len; pos += strlen(env.s + pos) + 1) {
-		const char *rec = env.s + pos;
-		switch (rec[0]) {
-		case 'u':
-			uid = rec + 1;
-			break;
-		case 'p':
-			qp = rec + 1;
-			break;
-		case 'F':
-			sender = rec + 1;
-			break;
-		case 'T': {
-			if (!sender)
-				goto bad;
-			int c = route_rewrite(&cfg.routes, rec + 1, &rcpt);
-			if (c < 0)
-				log_nomem();
-			if (str_appendc(&out[c], 'T') < 0 ||
-			    str_append(&out[c], rcpt.s, rcpt.len + 1) < 0)
-				log_nomem();
-			break;
-		}
-		default:
-			break; /* unknown records are skipped, as qmail does */
-		}
-	}
-	if (!sender || (out[0].len == 0 && out[1].len == 0))
-		goto bad;
+	return fd;
+}
 
-	/* Previous attempts at this id are not trusted. */
-	unlink(chanfn[0]);
-	unlink(chanfn[1]);
-	if (str_appendc(&infodata, 'F') < 0 ||
-	    str_append(&infodata, sender, strlen(sender) + 1) < 0)
-		log_nomem();
-	if (write_file(info, &infodata, 0600) < 0) {
-		alert_sys("unable to write ", info);
-		goto failed;
-	}
-	for (int c = 0; c < 2; c++)
-		if (out[c].len && write_file(chanfn[c], &out[c], 0600) < 0) {
-			alert_sys("unable to write ", chanfn[c]);
-			goto failed;
-		}
-	/* The new entries must survive a crash before todo goes away. */
-	for (int c = 0; c < 2; c++)
-		if (out[c].len && fsync_dir_of(chanfn[c]) < 0) {
-			alert_sys("unable to sync the directory of ",
-				  chanfn[c]);
-			goto failed;
-		}
-	if (fsync_dir_of(info) < 0) {
-		alert_sys("unable to sync the directory of ", info);
-		goto failed;
-	}
-
-	logs("new msg ");
-	lognum(id);
-	logend();
-	log_msginfo(id, sender, qp, uid);
-	clean('T', id);
-	struct msg *m = msg_add(id, now);
-	for (int c = 0; c < 2; c++)
-		if (out[c].len) {
-			m->pending[c] = 1;
-			heap_push(c, m, now);
-		}
-	goto done;
-bad:
+static void todo_bad(const char *fn)
+{
 	logs("warning: trouble with the envelope of ");
 	logs(fn);
 	logs(": leaving it in the queue");
 	logend();
-	goto done;
-failed:
-	unlink(info);
-	unlink(chanfn[0]);
-	unlink(chanfn[1]);
-done:
-	str_free(&env);
-	str_free(&rcpt);
-	str_free(&out[0]);
-	str_free(&out[1]);
-	str_free(&infodata);
 }
 
-static void scan_todo(void)
+/* Read and route one envelope, and write its files. Returns 0, or -1
+ * when the item must be skipped (it then holds nothing open). */
+static int todo_prepare(unsigned long id, struct todo_item *it)
+{
+	char fn[64];
+	struct str env = STR_INIT, rcpt = STR_INIT, data[3];
+	int ret = -1;
+
+	for (int k = 0; k < 3; k++) {
+		data[k] = (struct str)STR_INIT;
+		it->fd[k] = -1;
+		it->has[k] = 0;
+	}
+	it->id = id;
+	it->sender = it->qp = it->uid = (struct str)STR_INIT;
+	fn_flat(fn, sizeof fn, "todo", id);
+	fn_split(it->fn[0], sizeof it->fn[0], "info", id);
+	fn_split(it->fn[1], sizeof it->fn[1], "local", id);
+	fn_split(it->fn[2], sizeof it->fn[2], "remote", id);
+	if (msg_find(id))
+		goto out; /* already known: a stale entry */
+	if (read_file(fn, &env) < 0) {
+		if (errno != ENOENT)
+			alert_sys("unable to read ", fn);
+		goto out;
+	}
+	/* Records: u<uid> p<pid> F<sender> T<rcpt>..., each NUL-ended. */
+	int have_sender = 0;
+	if (env.len == 0 || env.s[env.len - 1] != 0) {
+		todo_bad(fn);
+		goto out;
+	}
+	for (size_t pos = 0; pos < env.len; pos += strlen(env.s + pos) + 1) {
+		const char *rec = env.s + pos;
+		struct str *field = rec[0] == 'u'   ? &it->uid
+				    : rec[0] == 'p' ? &it->qp
+				    : rec[0] == 'F' ? &it->sender
+						    : NULL;
+		if (field) {
+			if (str_copys(field, rec + 1) < 0)
+				log_nomem();
+			have_sender |= rec[0] == 'F';
+			continue;
+		}
+		if (rec[0] != 'T')
+			continue; /* unknown records are skipped, as qmail does */
+		if (!have_sender) {
+			todo_bad(fn);
+			goto out;
+		}
+		int c = route_rewrite(&cfg.routes, rec + 1, &rcpt);
+		if (c < 0)
+			log_nomem();
+		if (str_appendc(&data[1 + c], 'T') < 0 ||
+		    str_append(&data[1 + c], rcpt.s, rcpt.len + 1) < 0)
+			log_nomem();
+	}
+	if (!have_sender || (data[1].len == 0 && data[2].len == 0)) {
+		todo_bad(fn);
+		goto out;
+	}
+	if (str_appendc(&data[0], 'F') < 0 ||
+	    str_append(&data[0], it->sender.s, it->sender.len + 1) < 0)
+		log_nomem();
+	for (int k = 0; k < 3; k++) {
+		if (data[k].len == 0) {
+			/* Left over from an attempt before a crash? */
+			if (unlink(it->fn[k]) < 0 && errno != ENOENT)
+				alert_sys("unable to remove ", it->fn[k]);
+			continue;
+		}
+		it->has[k] = 1;
+		if ((it->fd[k] = write_open(it->fn[k], &data[k], 0600)) < 0) {
+			alert_sys("unable to write ", it->fn[k]);
+			for (int j = 0; j <= k; j++)
+				unlink(it->fn[j]);
+			todo_item_free(it);
+			goto out_data;
+		}
+	}
+	ret = 0;
+	goto out_data;
+out:
+	todo_item_free(it);
+out_data:
+	for (int k = 0; k < 3; k++)
+		str_free(&data[k]);
+	str_free(&env);
+	str_free(&rcpt);
+	return ret;
+}
+
+/* fsync each file and each directory of the batch; on trouble the item
+ * is given up (its todo entry stays for the next attempt). */
+static void todo_sync(struct todo_item *items, size_t n, int *ok)
+{
+	char done[3][AUTO_SPLIT];
+
+	memset(done, 0, sizeof done);
+	for (size_t i = 0; i < n; i++) {
+		ok[i] = 1;
+		for (int k = 0; k < 3; k++)
+			if (items[i].fd[k] >= 0 &&
+			    (fsync(items[i].fd[k]) < 0 ||
+			     close(items[i].fd[k]) < 0)) {
+				alert_sys("unable to write ", items[i].fn[k]);
+				ok[i] = 0;
+			}
+		for (int k = 0; k < 3; k++)
+			items[i].fd[k] = items[i].fd[k] >= 0 ? -2 : -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < 3; k++) {
+			unsigned long part = items[i].id % AUTO_SPLIT;
+			if (items[i].fd[k] == -1 || done[k][part] == 1)
+				continue;
+			if (done[k][part] == 2 || fsync_dir_of(items[i].fn[k]) < 0) {
+				if (done[k][part] != 2)
+					alert_sys("unable to sync the directory "
+						  "of ",
+						  items[i].fn[k]);
+				done[k][part] = 2;
+				ok[i] = 0;
+				continue;
+			}
+			done[k][part] = 1;
+		}
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < 3; k++)
+			if (items[i].fd[k] == -2)
+				items[i].fd[k] = -1; /* already closed */
+}
+
+static void clean_send(char type, unsigned long id)
+{
+	char cmd[32];
+	int n = snprintf(cmd, sizeof cmd, "%c%lu", type, id);
+
+	if (fd_write_all(5, cmd, (size_t)n + 1, 0) < 0)
+		log_fatal_sys(EXIT_TEMP, "unable to talk to qmail-clean");
+}
+
+static void clean_wait(unsigned long id)
+{
+	char reply;
+
+	for (;;) {
+		ssize_t r = read(6, &reply, 1);
+		if (r == 1)
+			break;
+		if (r < 0 && errno == EINTR)
+			continue;
+		log_fatal(EXIT_TEMP, "qmail-clean went away");
+	}
+	if (reply != '+') {
+		logs("warning: qmail-clean unable to clean up ");
+		lognum(id);
+		logend();
+	}
+}
+
+static void todo_batch(void)
+{
+	struct todo_item items[TODO_BATCH];
+	int ok[TODO_BATCH];
+	size_t n = 0;
+	time_t now = time(NULL);
+
+	while (n < TODO_BATCH && todo_pos < todo_n)
+		if (todo_prepare(todo_ids[todo_pos++], &items[n]) == 0)
+			n++;
+	if (n == 0)
+		return;
+	todo_sync(items, n, ok);
+	/* qmail-clean's answers are read after all requests are sent. */
+	for (size_t i = 0; i < n; i++)
+		if (ok[i])
+			clean_send('T', items[i].id);
+	for (size_t i = 0; i < n; i++) {
+		struct todo_item *it = &items[i];
+		if (!ok[i]) {
+			for (int k = 0; k < 3; k++)
+				unlink(it->fn[k]);
+			todo_item_free(it);
+			continue;
+		}
+		clean_wait(it->id);
+		logs("new msg ");
+		lognum(it->id);
+		logend();
+		log_msginfo(it->id, it->sender.s, it->qp.len ? it->qp.s : "?",
+			    it->uid.len ? it->uid.s : "?");
+		struct msg *m = msg_add(it->id, now);
+		for (int c = 0; c < 2; c++)
+			if (it->has[1 + c]) {
+				m->pending[c] = 1;
+				heap_push(c, m, now);
+			}
+		todo_item_free(it);
+	}
+}
+
+static void read_todo_dir(void)
 {
 	DIR *d = opendir("todo");
 	struct dirent *de;
 	unsigned long id;
 
-	last_todo = time(NULL);
-	flag_todo = 0;
+	todo_n = todo_pos = 0;
 	if (!d) {
 		alert_sys("unable to read ", "todo");
 		return;
 	}
-	while ((de = readdir(d)))
-		if (parse_id(de->d_name, &id) == 0)
-			process_todo(id);
+	while ((de = readdir(d))) {
+		if (parse_id(de->d_name, &id) < 0)
+			continue;
+		if (todo_n == todo_cap) {
+			size_t cap = todo_cap ? todo_cap * 2 : 1024;
+			unsigned long *t = cap <= SIZE_MAX / sizeof *t
+						   ? realloc(todo_ids, cap * sizeof *t)
+						   : NULL;
+			if (!t)
+				break; /* the rest waits for the next scan */
+			todo_ids = t;
+			todo_cap = cap;
+		}
+		todo_ids[todo_n++] = id;
+	}
 	closedir(d);
+}
+
+/* One batch of new messages; more on the next pass when there are. */
+static void scan_todo(void)
+{
+	if (todo_pos == todo_n) {
+		/* A trigger pulled from now on asks for another read. */
+		flag_todo = 0;
+		read_todo_dir();
+		last_todo = time(NULL);
+	}
+	todo_batch();
 }
 
 /* --- bounces --- */
@@ -1243,6 +1383,8 @@ static void read_spawner_max(int c)
 
 static int poll_timeout(time_t now)
 {
+	if (flag_todo || todo_pos < todo_n)
+		return 0; /* more new messages are waiting */
 	time_t next = last_todo + TODO_SCAN;
 	for (int c = 0; c < 2; c++)
 		if (heaplen[c] && heap[c][0].t < next &&
@@ -1314,9 +1456,12 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		if (!flag_term) {
-			if (flag_todo || now >= last_todo + TODO_SCAN) {
+			if (flag_todo || todo_pos < todo_n ||
+			    now >= last_todo + TODO_SCAN) {
+				int fresh = todo_pos == todo_n;
 				scan_todo();
-				retry_bounces();
+				if (fresh)
+					retry_bounces();
 			}
 			if (now >= last_housekeeping + HOUSEKEEPING)
 				scan_orphans(now);

@@ -51,9 +51,10 @@ def remove_tree(path):
 
 
 def make_public_tempdir(prefix):
-    """A fresh directory under /tmp that an unprivileged account can enter
-    (mkdtemp makes it 0700, and tests run as root)."""
-    path = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    """A fresh directory under /tmp (or $QM_TMPDIR) that an unprivileged
+    account can enter (mkdtemp makes it 0700, and tests run as root)."""
+    base = os.environ.get("QM_TMPDIR") or "/tmp"
+    path = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     path.chmod(0o755)
     return path
 
