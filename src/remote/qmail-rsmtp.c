@@ -154,7 +154,7 @@ static void quit(void)
  */
 struct blaster {
 	int send, line_start, pending_cr;
-	unsigned long long count;
+	unsigned long long count; /* RFC 1870 size: no stuffing dots */
 };
 
 static void blast_out(struct blaster *b, const char *s, size_t n)
@@ -162,6 +162,13 @@ static void blast_out(struct blaster *b, const char *s, size_t n)
 	b->count += n;
 	if (b->send)
 		put(s, n);
+}
+
+/* A quoting dot goes on the wire but does not count in SIZE. */
+static void blast_stuff(struct blaster *b)
+{
+	if (b->send)
+		put(".", 1);
 }
 
 static void blast_eol(struct blaster *b)
@@ -190,7 +197,7 @@ static void blast_bytes(struct blaster *b, const char *p, size_t n)
 			b->pending_cr = 0;
 		}
 		if (b->line_start && c == '.')
-			blast_out(b, ".", 1);
+			blast_stuff(b);
 		/* Runs of ordinary bytes go out together. */
 		size_t j = i + 1;
 		while (j < n && p[j] != '\r' && p[j] != '\n')
@@ -206,6 +213,16 @@ static void blast_end(struct blaster *b)
 	if (b->pending_cr)
 		blast_eol(b);
 	b->pending_cr = 0;
+}
+
+/* An address with a control byte would end the SMTP command early: it
+ * never goes on the wire. */
+static int has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 32 || *s == 127)
+			return 1;
+	return 0;
 }
 
 static int has_8bit(const char *s)
@@ -242,7 +259,9 @@ static void scan_message(struct message *m)
 				if (at_line_start)
 					in_header = 0;
 				at_line_start = 1;
-			} else {
+			} else if (c != '\r') {
+				/* A CR before the LF keeps "\r\n\r\n" an
+				 * empty line. */
 				at_line_start = 0;
 			}
 		}
@@ -360,6 +379,10 @@ static void starttls(struct ucspitls *t, struct caps *c, int required)
 		if (!required)
 			return;
 		quit();
+		if (c->starttls)
+			final('Z', "I require TLS for it and no TLS program is "
+				   "running. (#4.7.0)",
+			      NULL);
 		final('Z', "it does not offer STARTTLS, which I require for it. "
 			   "(#4.7.0)",
 		      NULL);
@@ -444,8 +467,9 @@ int main(int argc, char **argv)
 		ip = host ? host : "the server";
 	if (!helo || !*helo || strpbrk(helo, " \r\n"))
 		helo = "localhost";
-	if (env_ulong("RSMTP_TIMEOUT", &timeout) < 0)
-		timeout = 1200;
+	if (env_ulong("RSMTP_TIMEOUT", &timeout) < 0 || timeout == 0 ||
+	    timeout > 86400)
+		timeout = 1200; /* never "wait forever" */
 	buf_init(&in, 6, inspace, sizeof inspace, (unsigned)timeout);
 	buf_init(&out, 7, outspace, sizeof outspace, (unsigned)timeout);
 
@@ -500,11 +524,19 @@ int main(int argc, char **argv)
 		      NULL);
 	}
 
+	if (has_control(sender)) {
+		quit();
+		add_report('D', "The sender address holds a control character; "
+				"I will not send it. (#5.1.7)",
+			   NULL, NULL);
+		finish();
+	}
 	/* MAIL, RCPT, DATA: in one go with PIPELINING, else in turn. */
 	mail_command(&caps, &m, utf8);
 	if (caps.pipelining) {
 		for (int i = 0; i < nrcpts; i++)
-			rcpt_command(rcpts[i]);
+			if (!has_control(rcpts[i]))
+				rcpt_command(rcpts[i]);
 		puts_("DATA\r\n");
 	}
 	flush();
@@ -514,7 +546,8 @@ int main(int argc, char **argv)
 			/* Read the RCPT and DATA answers to stay in step. */
 			struct smtp_reply skip = {0, STR_INIT, STR_INIT};
 			for (int i = 0; i <= nrcpts; i++)
-				if (reply_read(&in, &skip) != REPLY_OK)
+				if ((i == nrcpts || !has_control(rcpts[i])) &&
+				    reply_read(&in, &skip) != REPLY_OK)
 					break;
 			reply_free(&skip);
 		}
@@ -523,6 +556,12 @@ int main(int argc, char **argv)
 	}
 	int accepted = 0, temporary = 0;
 	for (int i = 0; i < nrcpts; i++) {
+		if (has_control(rcpts[i])) {
+			add_report('h', "The recipient address holds a control "
+					"character; I did not send it. (#5.1.3)",
+				   NULL, NULL);
+			continue;
+		}
 		if (!caps.pipelining) {
 			rcpt_command(rcpts[i]);
 			flush();

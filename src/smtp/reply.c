@@ -62,6 +62,10 @@ enum reply_status reply_read(struct buf *in, struct smtp_reply *r)
 					(c < 32 || c > 126) ? '?' : (char)c) < 0)
 				goto nomem;
 		}
+		/* A NUL inside a line would split it in two. */
+		for (size_t i = 0; i < line.len; i++)
+			if (line.s[i] == 0)
+				line.s[i] = '?';
 		if (str_append(&r->lines, line.s, line.len + 1) < 0)
 			goto nomem;
 		if (line.len == 3 || line.s[3] == ' ')
