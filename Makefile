@@ -83,7 +83,7 @@ MANPAGES := $(wildcard doc/man/*.[1-8])
 LIBQM := $(BUILD)/libqm.a
 LIBQTLS := $(BUILD)/libqtls.a
 
-.PHONY: all check unit e2e run install clean deps fmt lint bench
+.PHONY: all check unit e2e run install clean deps fmt lint bench fuzz
 all: $(PROGS) $(TLS_PROGS) $(SCRIPT_BINS) $(UNIT_BINS)
 
 # Configuration compiled in; rewritten only when it changes.
@@ -161,6 +161,10 @@ bench: deps
 	$(MAKE) all
 	sh scripts/bench-deps.sh
 	QM_BUILD=$(abspath $(BUILD)) $(PYTHON) bench/bench.py $(BENCH_ARGS)
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 install: all
 	sh scripts/install.sh '$(BUILD)' '$(DESTDIR)' '$(PREFIX)' '$(SPLIT)'

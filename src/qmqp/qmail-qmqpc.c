@@ -42,13 +42,16 @@ static int speak(unsigned timeout)
 
 	buf_init(&packet, 0, a, sizeof a, 0);
 	buf_init(&net, 7, b, sizeof b, timeout);
-	while ((n = buf_fill(&packet)) > 0) {
+	/* A server may answer before it has read everything (a refusal):
+	 * after a write error, its reply may still be there to read. */
+	int sent = 1;
+	while (sent && (n = buf_fill(&packet)) > 0) {
 		if (buf_put(&net, buf_peek(&packet), (size_t)n) < 0)
-			return EXIT_TEMP;
+			sent = 0;
 		buf_skip(&packet, (size_t)n);
 	}
-	if (n < 0 || buf_flush(&net) < 0)
-		return EXIT_TEMP;
+	if (sent && (n < 0 || buf_flush(&net) < 0))
+		sent = 0;
 	buf_init(&reply, 6, c, sizeof c, timeout);
 	if (netstring_read(&reply, REPLY_MAX, &text) < 0)
 		return EXIT_TEMP;

@@ -48,6 +48,24 @@ static _Noreturn void refuse(struct qq *q, const char *text)
 	reply(text);
 }
 
+#define DRAIN_MAX ((unsigned long long)128 << 20)
+
+/* Read and drop up to n bytes (at most DRAIN_MAX). */
+static void drain(unsigned long long n)
+{
+	if (n > DRAIN_MAX)
+		n = DRAIN_MAX;
+	while (n > 0) {
+		ssize_t got = buf_fill(&in);
+		if (got <= 0)
+			return;
+		size_t take = (unsigned long long)got < n ? (size_t)got
+							  : (size_t)n;
+		buf_skip(&in, take);
+		n -= take;
+	}
+}
+
 /* Read the message netstring and pass it to qmail-queue. Returns the
  * bytes of the packet it used. */
 static unsigned long long copy_message(struct qq *q, unsigned long long room,
@@ -61,9 +79,13 @@ static unsigned long long copy_message(struct qq *q, unsigned long long room,
 	if (netstring_read_len(&in, room, &len) < 0)
 		refuse(q, "Dmalformed QMQP packet (#5.5.4)");
 	before = (size_t)snprintf(digits, sizeof digits, "%llu:", len);
-	if (limit && len > limit)
+	if (limit && len > limit) {
+		/* Read what the client is still sending, within reason, so
+		 * that it is listening when the refusal comes. */
+		drain(room > before ? room - before + 1 : 1);
 		refuse(q, "Dsorry, that message size exceeds my databytes "
 			  "limit (#5.3.4)");
+	}
 	for (left = len; left > 0;) {
 		ssize_t n = buf_fill(&in);
 		if (n <= 0)
@@ -109,8 +131,9 @@ int main(int argc, char **argv)
 		buf_init(&out, 1, outspace, sizeof outspace, 60);
 		reply("Zunable to read controls (#4.3.0)");
 	}
-	if (env_ulong("DATABYTES", &limit) < 0)
-		limit = 0;
+	unsigned long envlimit;
+	if (env_ulong("DATABYTES", &envlimit) > 0)
+		limit = envlimit; /* a malformed value keeps the control file's */
 	buf_init(&in, 0, inspace, sizeof inspace, (unsigned)timeout);
 	buf_init(&out, 1, outspace, sizeof outspace, (unsigned)timeout);
 
