@@ -981,6 +981,10 @@ static void msg_check_done(struct msg *m)
 	m->bounce_wait = 0;
 	if (m->pending[0] || m->pending[1])
 		return;
+	/* info goes first, then the message file. A crash in between leaves
+	 * a mess file nobody owns, removed after 36 hours. The other order
+	 * would free the inode while info still names it: a new message
+	 * could take that id and be removed as the old one's leftover. */
 	fn_split(fn, sizeof fn, "info", m->id);
 	if (unlink(fn) < 0 && errno != ENOENT) {
 		alert_sys("unable to remove ", fn);
