@@ -21,6 +21,12 @@ import qmtest  # noqa: E402
 REPO = pathlib.Path(__file__).resolve().parents[2]
 KEPT = []
 
+# Every process a test starts, by whatever means, runs with the same
+# sanitizer settings: reports go to stderr, leaks are not checked (the
+# programs exit without freeing, as qmail's do).
+for _name, _value in qmtest.SANITIZER_ENV.items():
+    os.environ.setdefault(_name, _value)
+
 
 def build_dir():
     return pathlib.Path(os.environ.get("QM_BUILD") or REPO / "build")

@@ -119,6 +119,9 @@ def test_run_delivers_and_stops(run_dir, sig):
         proc.wait(timeout=30)
     assert proc.returncode == 0, log_text(run_dir)
     assert "run-instance: stopped" in log_text(run_dir)
+    for report in ("ERROR: AddressSanitizer", "runtime error:",
+                   "ERROR: LeakSanitizer"):
+        assert report not in log_text(run_dir), log_text(run_dir)
     wait_for(lambda: not instance_pids(run_dir), timeout=10,
              message="processes left behind")
 
