@@ -1,0 +1,724 @@
+/*
+ * qmail-remote: work out where a message goes, then run the SMTP client.
+ *
+ * Interface of qmail-remote(8): argv host sender recip..., the message
+ * on fd 0 (a queue file, so it can be rewound), reports on fd 1, exit 0
+ * always. This program reads smtproutes, looks up MX, AAAA and A, drops
+ * its own addresses and those that keep timing out, and then, for each
+ * address in order, runs
+ *   tcpclient -RHl0 -T timeoutconnect -- IP PORT <home>/bin/qmail-rsmtp
+ *             -- sender recip...
+ * until qmail-rsmtp says it wrote the reports (exit 0). It writes the
+ * message report itself only when no attempt got that far.
+ *
+ * It never opens a socket to a mail server and never builds a command
+ * line from DNS data: the IP is formatted here with inet_ntop, the port
+ * is a number, and host names reach qmail-rsmtp only in RSMTP_HOST.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/buf.h"
+#include "lib/checked.h"
+#include "lib/ctl.h"
+#include "lib/env.h"
+#include "lib/fd.h"
+#include "lib/home.h"
+#include "lib/log.h"
+#include "remote/dns.h"
+#include "remote/ipme.h"
+#include "remote/route.h"
+#include "remote/tcpto.h"
+
+/* qmail-rsmtp's exit codes (the interface with it). */
+enum {
+	RSMTP_REPORTED = 0, /* it wrote every report */
+	RSMTP_NEXT = 75,    /* greeting not 2xx or lost before it */
+};
+
+#define TCPCLIENT_PREFIX "tcpclient: "
+#define CONNECT_PREFIX "tcpclient: unable to connect to "
+#define EXEC_PREFIX "qmail-remote: fatal: unable to run tcpclient"
+#define STDERR_HEAD 512
+
+struct target {
+	struct dns_ip ip;
+	unsigned pref;
+	const char *host; /* what we meant to reach: MX, relay or literal */
+};
+
+struct targets {
+	struct target *v;
+	size_t n, cap;
+};
+
+struct config {
+	unsigned long timeoutconnect, timeoutremote;
+	struct str helohost;
+	struct smtproutes routes;
+};
+
+/* --- reports: each ends the program --- */
+
+static _Noreturn void report_exit(const char *text, size_t len)
+{
+	/* One message report; qmail-rspawn reads it up to the NUL. */
+	fd_write_all(1, text, len + 1, 0);
+	_exit(0);
+}
+
+static _Noreturn void fail(const char *text)
+{
+	report_exit(text, strlen(text));
+}
+
+static _Noreturn void temp_nomem(void)
+{
+	fail("ZOut of memory. (#4.3.0)\n");
+}
+
+static _Noreturn void temp_control(void)
+{
+	fail("ZUnable to read control files. (#4.3.0)\n");
+}
+
+static _Noreturn void temp_dns(void)
+{
+	fail("ZSorry, I couldn't find any host by that name. (#4.1.2)\n");
+}
+
+static _Noreturn void temp_read(void)
+{
+	fail("ZUnable to read message. (#4.3.0)\n");
+}
+
+/* Host names in reports: printable ASCII only, as qmail does. */
+static void append_safe(struct str *s, const char *text)
+{
+	for (; *text; text++) {
+		char c = *text;
+		if ((unsigned char)c < 33 || (unsigned char)c > 126)
+			c = '?';
+		if (str_appendc(s, c) < 0)
+			temp_nomem();
+	}
+}
+
+static void append(struct str *s, const char *text)
+{
+	if (str_appends(s, text) < 0)
+		temp_nomem();
+}
+
+static _Noreturn void finish(struct str *s)
+{
+	if (str_append0(s) < 0)
+		temp_nomem();
+	report_exit(s->s, s->len - 1);
+}
+
+static _Noreturn void perm_dns(const char *host)
+{
+	struct str s = STR_INIT;
+	append(&s, "DSorry, I couldn't find any host named ");
+	append_safe(&s, host);
+	append(&s, ". (#5.1.2)\n");
+	finish(&s);
+}
+
+static _Noreturn void perm_nullmx(const char *host)
+{
+	struct str s = STR_INIT;
+	append(&s, "DSorry, ");
+	append_safe(&s, host);
+	append(&s, " does not accept mail: it publishes a null MX "
+		   "(RFC 7505). (#5.1.10)\n");
+	finish(&s);
+}
+
+static _Noreturn void perm_ambigmx(void)
+{
+	fail("DSorry. Although I'm listed as a best-preference MX or A for "
+	     "that host,\nit isn't in my control/locals file, so I don't "
+	     "treat it as local. (#5.4.6)\n");
+}
+
+/* --- configuration --- */
+
+static void read_ulong(const char *path, unsigned long *out, unsigned long dflt)
+{
+	if (ctl_ulong(path, out, dflt) < 0) {
+		log_warn_sys("unable to read %s", path);
+		temp_control();
+	}
+}
+
+static void load_config(struct config *c)
+{
+	struct str bad = STR_INIT;
+
+	read_ulong("control/timeoutconnect", &c->timeoutconnect, 60);
+	read_ulong("control/timeoutremote", &c->timeoutremote, 1200);
+	if (c->timeoutconnect == 0)
+		c->timeoutconnect = 1;
+	if (ctl_line_or_me("control/helohost", &c->helohost) < 0) {
+		log_warn_sys("unable to read control/helohost");
+		temp_control();
+	}
+	if (c->helohost.len == 0) {
+		log_warn("control/helohost and control/me are both missing");
+		temp_control();
+	}
+	if (smtproutes_load(&c->routes, &bad) < 0) {
+		if (errno == EINVAL)
+			log_warn("%s: not a route: %s", SMTPROUTES_FILE, bad.s);
+		else
+			log_warn_sys("unable to read %s", SMTPROUTES_FILE);
+		temp_control();
+	}
+	str_free(&bad);
+}
+
+/* --- where the message goes --- */
+
+static void add_target(struct targets *t, const struct dns_ip *ip,
+		       unsigned pref, const char *host)
+{
+	void *v = t->v;
+	size_t want, bytes;
+
+	if (t->n == t->cap) {
+		if (size_mul(t->cap ? t->cap : 4, 2, &want) < 0 ||
+		    size_mul(want, sizeof *t->v, &bytes) < 0)
+			temp_nomem();
+		v = realloc(t->v, bytes);
+		if (!v)
+			temp_nomem();
+		t->v = v;
+		t->cap = want;
+	}
+	t->v[t->n].ip = *ip;
+	t->v[t->n].pref = pref;
+	t->v[t->n].host = host;
+	t->n++;
+}
+
+/* Opened on first use: a literal or a relay given as one needs no DNS. */
+static struct dns_resolver dns;
+
+static struct dns_resolver *resolver(void)
+{
+	const char *server = env_trusted("DNSCACHEIP");
+
+	if (dns.open)
+		return &dns;
+	if (server && !*server)
+		server = NULL;
+	if (dns_open(&dns, server) < 0) {
+		if (errno == EINVAL)
+			fail("ZDNSCACHEIP is not an IPv4 address with an "
+			     "optional :port. (#4.3.0)\n");
+		if (errno == ENOMEM)
+			temp_nomem();
+		fail("ZUnable to start the DNS resolver. (#4.3.0)\n");
+	}
+	return &dns;
+}
+
+/* Every address of name (AAAA first), each with preference pref. A
+ * name that does not exist is a permanent failure, unless soft is given:
+ * then it is skipped, and a temporary failure is counted there. Names
+ * from DNS come here too, so a bracketed one is only ever a name. */
+static void add_addresses(struct targets *t, const char *name, unsigned pref,
+			  int *soft)
+{
+	struct dns_iplist ips = {NULL, 0, 0};
+
+	switch (dns_ip(resolver(), name, &ips)) {
+	case DNS_OK:
+		break;
+	case DNS_NOMEM:
+		temp_nomem();
+	case DNS_NXDOMAIN:
+		if (!soft)
+			perm_dns(name);
+		break;
+	case DNS_TEMP:
+		if (!soft)
+			temp_dns();
+		*soft = 1;
+		break;
+	}
+	for (size_t i = 0; i < ips.n; i++)
+		add_target(t, &ips.v[i], pref, name);
+	dns_iplist_free(&ips);
+}
+
+/* A relay from smtproutes, or the host itself: a literal, or a name. */
+static void add_literal_or_addresses(struct targets *t, const char *name)
+{
+	struct dns_ip ip;
+
+	switch (dns_literal(name, &ip)) {
+	case 1:
+		add_target(t, &ip, 0, name);
+		break;
+	case 0:
+		add_addresses(t, name, 0, NULL);
+		break;
+	default:
+		perm_dns(name);
+	}
+}
+
+/* The MX hosts of host in order, or its own addresses without MX. The
+ * list stays allocated: the targets point at its names. */
+static void add_mx_targets(struct targets *t, const char *host)
+{
+	static struct dns_mxlist mx;
+	uint64_t rng = dns_random_seed();
+	int soft = 0;
+
+	switch (dns_mx(resolver(), host, &mx)) {
+	case DNS_OK:
+		break;
+	case DNS_NOMEM:
+		temp_nomem();
+	case DNS_NXDOMAIN:
+		perm_dns(host);
+	case DNS_TEMP:
+		temp_dns();
+	}
+	if (mx.n == 0) {
+		add_addresses(t, host, 0, NULL);
+		return;
+	}
+	if (dns_mx_null(&mx))
+		perm_nullmx(host);
+	dns_mx_sort(&mx, &rng);
+	for (size_t i = 0; i < mx.n; i++)
+		add_addresses(t, mx.v[i].name, mx.v[i].pref, &soft);
+}
+
+/* Drop every target at or after the best preference that is ours: the
+ * hosts there would hand the message back to us. */
+static void drop_ipme(struct targets *t)
+{
+	struct dns_iplist mine = {NULL, 0, 0};
+	struct str bad = STR_INIT;
+	const char *file;
+	unsigned long prefme = (unsigned long)-1;
+	size_t kept = 0;
+
+	if (ipme_load(&mine, &file, &bad) < 0) {
+		if (errno == ENOMEM)
+			temp_nomem();
+		if (!file)
+			log_warn_sys("unable to list the local addresses");
+		else if (errno == EINVAL && bad.len)
+			log_warn("%s: not an address: %s", file, bad.s);
+		else
+			log_warn_sys("unable to read %s", file);
+		temp_control();
+	}
+	for (size_t i = 0; i < t->n; i++)
+		if (ipme_is(&mine, &t->v[i].ip) && t->v[i].pref < prefme)
+			prefme = t->v[i].pref;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i].pref < prefme)
+			t->v[kept++] = t->v[i];
+	t->n = kept;
+	dns_iplist_free(&mine);
+	str_free(&bad);
+	if (t->n == 0)
+		perm_ambigmx();
+}
+
+/* Fill t and *port for host. */
+static void plan(const struct config *c, const char *host, struct targets *t,
+		 unsigned *port)
+{
+	static struct str relay;
+	int routed;
+
+	*port = SMTP_PORT;
+	routed = smtproutes_find(&c->routes, host, &relay, port);
+	if (routed < 0)
+		temp_nomem();
+	if (routed > 0 && relay.len > 0) {
+		/* A relay is used as given: no MX, no ipme (as qmail). */
+		add_literal_or_addresses(t, relay.s);
+		if (t->n == 0)
+			temp_dns();
+		return;
+	}
+	if (host[0] == '[')
+		add_literal_or_addresses(t, host);
+	else
+		add_mx_targets(t, host);
+	if (t->n == 0)
+		temp_dns();
+	drop_ipme(t);
+}
+
+/* --- running the client --- */
+
+enum outcome {
+	DELIVERED,
+	CONNECT_FAILED, /* tcpclient could not connect */
+	GREETING_FAILED,
+	CLIENT_FAILED,	  /* connected, then qmail-rsmtp broke */
+	TCPCLIENT_FAILED, /* e.g. it could not run qmail-rsmtp */
+	NO_TCPCLIENT,
+};
+
+struct attempt {
+	enum outcome outcome;
+	int status;	  /* wait status */
+	char reason[128]; /* tcpclient's words for a failed connect */
+};
+
+/* What came on the client's stderr: the first line is held back until
+ * we know whether it is tcpclient's: a connect failure goes into the
+ * report instead; everything else is passed on to our stderr. */
+struct errpipe {
+	char head[STDERR_HEAD];
+	size_t len;
+	int decided;
+	char first[STDERR_HEAD];
+};
+
+static void pass_on(const char *p, size_t n)
+{
+	if (n > 0)
+		fd_write_all(2, p, n, 10);
+}
+
+static int starts(const char *s, size_t n, const char *prefix)
+{
+	size_t k = strlen(prefix);
+	return n >= k && memcmp(s, prefix, k) == 0;
+}
+
+static void decide(struct errpipe *e, int at_eof)
+{
+	const char *nl = memchr(e->head, '\n', e->len);
+	size_t line, skip;
+	int swallow;
+
+	if (!nl && e->len < sizeof e->head && !at_eof)
+		return;
+	line = nl ? (size_t)(nl - e->head) + 1 : e->len;
+	e->decided = 1;
+	swallow = starts(e->head, line, CONNECT_PREFIX) ||
+		  starts(e->head, line, EXEC_PREFIX);
+	if (swallow || starts(e->head, line, TCPCLIENT_PREFIX)) {
+		size_t keep = line - (nl ? 1 : 0);
+		if (keep >= sizeof e->first)
+			keep = sizeof e->first - 1;
+		memcpy(e->first, e->head, keep);
+		e->first[keep] = '\0';
+	}
+	skip = swallow ? line : 0;
+	pass_on(e->head + skip, e->len - skip);
+}
+
+static void drain(int fd, struct errpipe *e)
+{
+	char chunk[4096];
+
+	for (;;) {
+		ssize_t r = read(fd, chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		size_t n = (size_t)r, took = 0;
+		if (!e->decided) {
+			took = sizeof e->head - e->len;
+			if (took > n)
+				took = n;
+			memcpy(e->head + e->len, chunk, took);
+			e->len += took;
+			decide(e, 0);
+			if (!e->decided)
+				continue;
+		}
+		pass_on(chunk + took, n - took);
+	}
+	if (!e->decided)
+		decide(e, 1);
+}
+
+/* The reason after "...port N: " in tcpclient's line, made printable. */
+static void connect_reason(const char *line, char *out, size_t size)
+{
+	const char *p = strrchr(line, ':');
+	size_t n = 0;
+
+	p = p ? p + 1 : line;
+	while (*p == ' ')
+		p++;
+	for (; *p && n + 1 < size; p++) {
+		unsigned char c = (unsigned char)*p;
+		out[n++] = (c < 32 || c > 126) ? '?' : (char)c;
+	}
+	out[n] = '\0';
+}
+
+static _Noreturn void run_client(int errfd, char **argv)
+{
+	char msg[256];
+
+	if (fd_move(2, errfd) < 0)
+		_exit(111);
+	signal(SIGPIPE, SIG_DFL);
+	execvp(argv[0], argv);
+	snprintf(msg, sizeof msg, "%s: %s\n", EXEC_PREFIX, strerror(errno));
+	fd_write_all(2, msg, strlen(msg), 10);
+	_exit(111);
+}
+
+/* The outcome, from the exit status and the first line of stderr. */
+static void classify(struct attempt *a, const char *first)
+{
+	size_t n = strlen(first);
+	int exited = WIFEXITED(a->status);
+	int code = exited ? WEXITSTATUS(a->status) : -1;
+
+	if (exited && code == RSMTP_REPORTED) {
+		a->outcome = DELIVERED;
+	} else if (starts(first, n, EXEC_PREFIX)) {
+		a->outcome = NO_TCPCLIENT;
+	} else if (starts(first, n, CONNECT_PREFIX)) {
+		a->outcome = CONNECT_FAILED;
+		connect_reason(first, a->reason, sizeof a->reason);
+	} else if (starts(first, n, TCPCLIENT_PREFIX)) {
+		a->outcome = TCPCLIENT_FAILED;
+	} else if (exited && code == RSMTP_NEXT) {
+		a->outcome = GREETING_FAILED;
+	} else {
+		a->outcome = CLIENT_FAILED;
+	}
+}
+
+static void attempt(char **argv, struct attempt *a)
+{
+	struct errpipe e;
+	int pipefd[2];
+	pid_t pid;
+
+	memset(a, 0, sizeof *a);
+	memset(&e, 0, sizeof e);
+	if (pipe(pipefd) < 0)
+		fail("ZSystem resources temporarily unavailable. (#4.3.0)\n");
+	fd_cloexec(pipefd[0]);
+	pid = fork();
+	if (pid < 0)
+		fail("ZSystem resources temporarily unavailable. (#4.3.0)\n");
+	if (pid == 0) {
+		close(pipefd[0]);
+		run_client(pipefd[1], argv);
+	}
+	close(pipefd[1]);
+	drain(pipefd[0], &e);
+	close(pipefd[0]);
+	while (waitpid(pid, &a->status, 0) < 0)
+		if (errno != EINTR)
+			fail("ZSystem resources temporarily unavailable. "
+			     "(#4.3.0)\n");
+	classify(a, e.first);
+}
+
+/* Keep tcpto up to date; a broken table must not stop the delivery. */
+static void note_tcpto(const struct dns_ip *ip, const struct attempt *a)
+{
+	int timed_out;
+
+	/* Only outcomes that show whether the host answered count. */
+	if (a->outcome == NO_TCPCLIENT || a->outcome == TCPCLIENT_FAILED ||
+	    (a->outcome == CLIENT_FAILED && !WIFEXITED(a->status)))
+		return;
+	timed_out =
+	    a->outcome == CONNECT_FAILED && strcmp(a->reason, "timed out") == 0;
+	if (tcpto_note(ip, timed_out, (uint64_t)time(NULL)) < 0)
+		log_warn_sys("unable to update the tcpto table");
+}
+
+static _Noreturn void temp_noconn(const struct target *t, unsigned port,
+				  const struct attempt *a)
+{
+	struct str s = STR_INIT;
+	char ip[INET6_ADDRSTRLEN], num[64];
+
+	append(&s, "ZSorry, I wasn't able to establish an SMTP connection. "
+		   "(#4.4.1)\nLast attempt: ");
+	if (t->host[0] != '[') {
+		append_safe(&s, t->host);
+		append(&s, " ");
+	}
+	append(&s, "[");
+	append(&s, dns_ip_format(&t->ip, ip, sizeof ip));
+	snprintf(num, sizeof num, "] port %u: ", port);
+	append(&s, num);
+	switch (a->outcome) {
+	case CONNECT_FAILED:
+		append(&s, a->reason[0] ? a->reason : "unable to connect");
+		break;
+	case GREETING_FAILED:
+		append(&s, "connected, but greeting failed");
+		break;
+	case NO_TCPCLIENT:
+		append(&s, "unable to run tcpclient");
+		break;
+	case TCPCLIENT_FAILED:
+		append(&s, "tcpclient failed");
+		break;
+	default:
+		if (WIFEXITED(a->status))
+			snprintf(num, sizeof num,
+				 "connected, but qmail-rsmtp failed (exit %d)",
+				 WEXITSTATUS(a->status));
+		else
+			snprintf(num, sizeof num,
+				 "connected, but qmail-rsmtp failed "
+				 "(signal %d)",
+				 WIFSIGNALED(a->status) ? WTERMSIG(a->status)
+							: 0);
+		append(&s, num);
+		break;
+	}
+	append(&s, ".\n");
+	finish(&s);
+}
+
+/* tcpclient's argv: 9 fixed words, then sender and recipients. */
+static char **client_argv(const char *const *mail, size_t nmail, char *timeout,
+			  char *ip, char *port, char *rsmtp)
+{
+	size_t count, bytes;
+	char **argv;
+
+	if (size_add(nmail, 10, &count) < 0 ||
+	    size_mul(count, sizeof *argv, &bytes) < 0)
+		temp_nomem();
+	argv = malloc(bytes);
+	if (!argv)
+		temp_nomem();
+	argv[0] = "tcpclient";
+	argv[1] = "-RHl0";
+	argv[2] = "-T";
+	argv[3] = timeout;
+	argv[4] = "--";
+	argv[5] = ip;
+	argv[6] = port;
+	argv[7] = rsmtp;
+	argv[8] = "--";
+	for (size_t i = 0; i < nmail; i++)
+		argv[9 + i] = (char *)mail[i];
+	argv[9 + nmail] = NULL;
+	return argv;
+}
+
+/* <home>/bin/qmail-rsmtp as an absolute path: the home may have been
+ * given relative to a directory we have left. */
+static void client_path(struct str *path)
+{
+	char cwd[4096];
+	const char *home = home_dir();
+
+	if (home[0] != '/') {
+		if (!getcwd(cwd, sizeof cwd))
+			fail("ZUnable to switch to home directory. (#4.3.0)\n");
+		home = cwd;
+	}
+	if (str_copys(path, home) < 0 ||
+	    str_appends(path, "/bin/qmail-rsmtp") < 0)
+		temp_nomem();
+}
+
+static void set_env(const char *name, const char *value)
+{
+	if (env_set(name, value) < 0)
+		temp_nomem();
+}
+
+static void deliver(const struct config *c, const struct targets *t,
+		    unsigned port, const char *const *mail, size_t nmail)
+{
+	char timeout[32], ip[INET6_ADDRSTRLEN], portnum[16], num[32];
+	struct str rsmtp = STR_INIT;
+	struct attempt a;
+	uint64_t window = tcpto_window();
+	size_t last = (size_t)-1;
+	char **argv;
+
+	client_path(&rsmtp);
+	snprintf(timeout, sizeof timeout, "%lu", c->timeoutconnect);
+	snprintf(portnum, sizeof portnum, "%u", port);
+	snprintf(num, sizeof num, "%lu", c->timeoutremote);
+	set_env("RSMTP_HELO", c->helohost.s);
+	set_env("RSMTP_TIMEOUT", num);
+	argv = client_argv(mail, nmail, timeout, ip, portnum, rsmtp.s);
+	for (size_t i = 0; i < t->n; i++) {
+		const struct target *x = &t->v[i];
+		/* The last address is always tried. */
+		if (i + 1 < t->n &&
+		    tcpto_blocked(&x->ip, (uint64_t)time(NULL), window) > 0)
+			continue;
+		/* A pipe cannot be rewound: then there is one attempt. */
+		if (lseek(0, 0, SEEK_SET) < 0 &&
+		    (errno != ESPIPE || last != (size_t)-1))
+			temp_read();
+		dns_ip_format(&x->ip, ip, sizeof ip);
+		set_env("RSMTP_HOST", x->host);
+		attempt(argv, &a);
+		note_tcpto(&x->ip, &a);
+		if (a.outcome == DELIVERED)
+			_exit(0); /* qmail-rsmtp wrote the reports */
+		last = i;
+	}
+	temp_noconn(&t->v[last], port, &a);
+}
+
+/* A descriptor closed at start would be taken by the first pipe: give
+ * it /dev/null instead. */
+static void keep_fd_open(int fd)
+{
+	if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0 && null != fd) {
+			dup2(null, fd);
+			close(null);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct config c = {60, 1200, STR_INIT, SMTPROUTES_INIT};
+	struct targets t = {NULL, 0, 0};
+	unsigned port;
+
+	log_init(argv[0]);
+	/* Our stderr may go away; the reports on fd 1 must still be
+	 * written, and a lost diagnostic must not kill a delivery. */
+	signal(SIGPIPE, SIG_IGN);
+	keep_fd_open(2);
+	if (argc < 4)
+		fail("DI (qmail-remote) was invoked improperly. (#5.3.5)\n");
+	if (chdir(home_dir()) < 0)
+		fail("ZUnable to switch to home directory. (#4.3.0)\n");
+	load_config(&c);
+	plan(&c, argv[1], &t, &port);
+	dns_close(&dns); /* no resolver socket may leak into the client */
+	deliver(&c, &t, port, (const char *const *)argv + 2, (size_t)argc - 2);
+	return 0;
+}
