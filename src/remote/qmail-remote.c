@@ -41,6 +41,7 @@
 enum {
 	RSMTP_REPORTED = 0, /* it wrote every report */
 	RSMTP_NEXT = 75,    /* greeting not 2xx or lost before it */
+	RSMTP_TLS_FAILED = 76, /* an opportunistic handshake failed */
 };
 
 #define TCPCLIENT_PREFIX "tcpclient: "
@@ -63,6 +64,8 @@ struct config {
 	unsigned long timeoutconnect, timeoutremote;
 	struct str helohost;
 	struct smtproutes routes;
+	struct str tlsc;    /* <home>/bin/ucspi-tlsc, empty without one */
+	struct str ciphers; /* control/tlsclientciphers joined with ':' */
 };
 
 /* --- reports: each ends the program --- */
@@ -160,6 +163,112 @@ static void read_ulong(const char *path, unsigned long *out, unsigned long dflt)
 	}
 }
 
+/*
+ * The outbound TLS policy of the qmail TLS patch, from control/:
+ * tlshosts/<host>.pem makes TLS and its verification against that CA
+ * mandatory; tlshosts/exhaustivelist limits TLS to such hosts;
+ * notlshosts/<host> turns TLS off; otherwise TLS is opportunistic.
+ * clientcert.pem is presented when it exists. The host name comes from
+ * DNS: it reaches the TLS program only through the environment, and a
+ * file name is made from it only when it is a plain host name.
+ */
+static void load_tls_config(struct config *c)
+{
+	struct str list = STR_INIT, self = STR_INIT;
+	const char *e;
+	size_t pos = 0;
+
+	str_clear(&c->tlsc);
+	if (str_copys(&self, home_dir()) < 0 ||
+	    str_appends(&self, "/bin/ucspi-tlsc") < 0)
+		temp_nomem();
+	if (access(self.s, X_OK) == 0 && str_copystr(&c->tlsc, &self) < 0)
+		temp_nomem();
+	str_free(&self);
+	if (ctl_list("control/tlsclientciphers", &list) < 0) {
+		log_warn_sys("unable to read control/tlsclientciphers");
+		temp_control();
+	}
+	str_clear(&c->ciphers);
+	while ((e = ctl_next(&list, &pos)))
+		if ((c->ciphers.len && str_appendc(&c->ciphers, ':') < 0) ||
+		    str_appends(&c->ciphers, e) < 0)
+			temp_nomem();
+	str_free(&list);
+}
+
+static void set_env(const char *name, const char *value)
+{
+	if (env_set(name, value) < 0)
+		temp_nomem();
+}
+
+/* A plain host name: letters, digits, '-' and '.', no empty label. */
+static int plain_hostname(const char *h)
+{
+	size_t n = strlen(h);
+	if (n == 0 || n > 253 || h[0] == '.' || strstr(h, ".."))
+		return 0;
+	for (; *h; h++)
+		if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') ||
+		      (*h >= '0' && *h <= '9') || *h == '-' || *h == '.'))
+			return 0;
+	return 1;
+}
+
+enum tls_mode { TLS_NONE, TLS_TRY, TLS_REQUIRE };
+
+/* Decide for one host, and set the environment the TLS program and
+ * qmail-rsmtp read. */
+static enum tls_mode tls_policy(const struct config *c, const char *host)
+{
+	struct str fn = STR_INIT, lower = STR_INIT;
+	enum tls_mode mode = TLS_TRY;
+
+	env_unset("CAFILE");
+	env_unset("TLS_SERVERNAME");
+	if (!plain_hostname(host)) {
+		/* A literal, or a name we will not put in a path. */
+		if (access("control/tlshosts/exhaustivelist", F_OK) == 0)
+			mode = TLS_NONE;
+		goto out;
+	}
+	if (str_copys(&lower, host) < 0)
+		temp_nomem();
+	for (size_t i = 0; i < lower.len; i++)
+		if (lower.s[i] >= 'A' && lower.s[i] <= 'Z')
+			lower.s[i] = (char)(lower.s[i] + 32);
+	if (lower.len && lower.s[lower.len - 1] == '.')
+		str_truncate(&lower, lower.len - 1);
+	set_env("TLS_SERVERNAME", lower.s);
+	if (str_copys(&fn, "control/tlshosts/") < 0 ||
+	    str_append(&fn, lower.s, lower.len) < 0 || str_appends(&fn, ".pem") < 0)
+		temp_nomem();
+	if (access(fn.s, F_OK) == 0) {
+		set_env("CAFILE", fn.s);
+		mode = TLS_REQUIRE;
+		goto out;
+	}
+	if (access("control/tlshosts/exhaustivelist", F_OK) == 0) {
+		mode = TLS_NONE;
+		goto out;
+	}
+	if (str_copys(&fn, "control/notlshosts/") < 0 ||
+	    str_append(&fn, lower.s, lower.len) < 0)
+		temp_nomem();
+	if (access(fn.s, F_OK) == 0)
+		mode = TLS_NONE;
+out:
+	if (c->tlsc.len == 0 && mode == TLS_TRY)
+		mode = TLS_NONE; /* no TLS program installed */
+	set_env("RSMTP_TLS", mode == TLS_REQUIRE ? "require"
+			     : mode == TLS_TRY   ? "try"
+						 : "off");
+	str_free(&fn);
+	str_free(&lower);
+	return mode;
+}
+
 static void load_config(struct config *c)
 {
 	struct str bad = STR_INIT;
@@ -176,6 +285,7 @@ static void load_config(struct config *c)
 		log_warn("control/helohost and control/me are both missing");
 		temp_control();
 	}
+	load_tls_config(c);
 	if (smtproutes_load(&c->routes, &bad) < 0) {
 		if (errno == EINVAL)
 			log_warn("%s: not a route: %s", SMTPROUTES_FILE, bad.s);
@@ -599,31 +709,39 @@ static _Noreturn void temp_noconn(const struct target *t, unsigned port,
 	finish(&s);
 }
 
-/* tcpclient's argv: 9 fixed words, then sender and recipients. */
+/* tcpclient's argv: the fixed words, the TLS program when there is one
+ * (with -y for STARTTLS; without it for implicit TLS), qmail-rsmtp, then
+ * sender and recipients. */
 static char **client_argv(const char *const *mail, size_t nmail, char *timeout,
-			  char *ip, char *port, char *rsmtp)
+			  char *ip, char *port, char *tlsc, int implicit,
+			  char *rsmtp)
 {
-	size_t count, bytes;
+	size_t count, bytes, k = 0;
 	char **argv;
 
-	if (size_add(nmail, 10, &count) < 0 ||
+	if (size_add(nmail, 12, &count) < 0 ||
 	    size_mul(count, sizeof *argv, &bytes) < 0)
 		temp_nomem();
 	argv = malloc(bytes);
 	if (!argv)
 		temp_nomem();
-	argv[0] = "tcpclient";
-	argv[1] = "-RHl0";
-	argv[2] = "-T";
-	argv[3] = timeout;
-	argv[4] = "--";
-	argv[5] = ip;
-	argv[6] = port;
-	argv[7] = rsmtp;
-	argv[8] = "--";
+	argv[k++] = "tcpclient";
+	argv[k++] = "-RHl0";
+	argv[k++] = "-T";
+	argv[k++] = timeout;
+	argv[k++] = "--";
+	argv[k++] = ip;
+	argv[k++] = port;
+	if (tlsc) {
+		argv[k++] = tlsc;
+		if (!implicit)
+			argv[k++] = "-y";
+	}
+	argv[k++] = rsmtp;
+	argv[k++] = "--";
 	for (size_t i = 0; i < nmail; i++)
-		argv[9 + i] = (char *)mail[i];
-	argv[9 + nmail] = NULL;
+		argv[k++] = (char *)mail[i];
+	argv[k] = NULL;
 	return argv;
 }
 
@@ -644,11 +762,6 @@ static void client_path(struct str *path)
 		temp_nomem();
 }
 
-static void set_env(const char *name, const char *value)
-{
-	if (env_set(name, value) < 0)
-		temp_nomem();
-}
 
 static void deliver(const struct config *c, const struct targets *t,
 		    unsigned port, const char *const *mail, size_t nmail)
@@ -658,7 +771,6 @@ static void deliver(const struct config *c, const struct targets *t,
 	struct attempt a;
 	uint64_t window = tcpto_window();
 	size_t last = (size_t)-1;
-	char **argv;
 
 	client_path(&rsmtp);
 	snprintf(timeout, sizeof timeout, "%lu", c->timeoutconnect);
@@ -666,7 +778,16 @@ static void deliver(const struct config *c, const struct targets *t,
 	snprintf(num, sizeof num, "%lu", c->timeoutremote);
 	set_env("RSMTP_HELO", c->helohost.s);
 	set_env("RSMTP_TIMEOUT", num);
-	argv = client_argv(mail, nmail, timeout, ip, portnum, rsmtp.s);
+	if (access("control/clientcert.pem", F_OK) == 0)
+		set_env("CERTFILE", "control/clientcert.pem");
+	else
+		env_unset("CERTFILE");
+	if (c->ciphers.len)
+		set_env("CIPHERS", c->ciphers.s);
+	else
+		env_unset("CIPHERS");
+	/* Port 465 is TLS from the first byte (RFC 8314). */
+	int implicit = port == 465;
 	for (size_t i = 0; i < t->n; i++) {
 		const struct target *x = &t->v[i];
 		/* The last address is always tried. */
@@ -679,7 +800,28 @@ static void deliver(const struct config *c, const struct targets *t,
 			temp_read();
 		dns_ip_format(&x->ip, ip, sizeof ip);
 		set_env("RSMTP_HOST", x->host);
+		enum tls_mode mode = tls_policy(c, x->host);
+		char *tlsc = mode != TLS_NONE || (implicit && c->tlsc.len)
+				     ? c->tlsc.s
+				     : NULL;
+		char **argv = client_argv(mail, nmail, timeout, ip, portnum,
+					  tlsc, implicit, rsmtp.s);
 		attempt(argv, &a);
+		if (a.outcome == CLIENT_FAILED && WIFEXITED(a.status) &&
+		    WEXITSTATUS(a.status) == RSMTP_TLS_FAILED &&
+		    mode == TLS_TRY && !implicit) {
+			/* An opportunistic handshake failed: this host gets
+			 * the mail in cleartext now, as OpenSMTPD does,
+			 * rather than never (the TLS patch defers forever). */
+			free(argv);
+			set_env("RSMTP_TLS", "off");
+			argv = client_argv(mail, nmail, timeout, ip, portnum,
+					   NULL, 0, rsmtp.s);
+			if (lseek(0, 0, SEEK_SET) < 0)
+				temp_read();
+			attempt(argv, &a);
+		}
+		free(argv);
 		note_tcpto(&x->ip, &a);
 		if (a.outcome == DELIVERED)
 			_exit(0); /* qmail-rsmtp wrote the reports */
@@ -703,7 +845,8 @@ static void keep_fd_open(int fd)
 
 int main(int argc, char **argv)
 {
-	struct config c = {60, 1200, STR_INIT, SMTPROUTES_INIT};
+	struct config c = {60, 1200, STR_INIT, SMTPROUTES_INIT, STR_INIT,
+			   STR_INIT};
 	struct targets t = {NULL, 0, 0};
 	unsigned port;
 
