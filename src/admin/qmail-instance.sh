@@ -122,25 +122,23 @@ printf '%s\nlocalhost\n' "$host" | newfile "$dir/control/rcpthosts"
 printf './Maildir/\n' | newfile "$dir/control/defaultdelivery"
 
 # --- the queue, as qmail lays it out ---
-qdir() { # mode path
-	mkdir -p "$dir/queue/$2" && chmod "$1" "$dir/queue/$2" ||
-		die "unable to make $dir/queue/$2"
-}
-qdir 750 .
-qdir 700 pid
-qdir 700 intd
-qdir 750 todo
-qdir 700 bounce
-qdir 750 lock
-for d in mess info local remote; do
-	case $d in mess) mode=750 ;; *) mode=700 ;; esac
-	qdir $mode $d
+# One mkdir and one chmod per mode: a few processes, not hundreds.
+q=$dir/queue
+split_dirs() { # name
 	i=0
 	while [ $i -lt "$SPLIT" ]; do
-		qdir $mode "$d/$i"
+		printf '%s/%s/%s\n' "$q" "$1" "$i"
 		i=$((i + 1))
 	done
-done
+}
+dirs750="$q $q/todo $q/lock $q/mess $(split_dirs mess)"
+dirs700="$q/pid $q/intd $q/bounce $q/info $q/local $q/remote
+$(split_dirs info) $(split_dirs local) $(split_dirs remote)"
+# shellcheck disable=SC2086 # the lists hold no blanks: $dir was checked
+mkdir -p $dirs750 $dirs700 || die "unable to make the queue in $q"
+# shellcheck disable=SC2086
+chmod 750 $dirs750 && chmod 700 $dirs700 ||
+	die "unable to set the modes of the queue in $q"
 [ -e "$dir/queue/lock/sendmutex" ] || : >"$dir/queue/lock/sendmutex"
 chmod 600 "$dir/queue/lock/sendmutex"
 [ -e "$dir/queue/lock/tcpto" ] ||
