@@ -159,7 +159,6 @@ run: deps
 
 bench: deps
 	$(MAKE) all
-	sh scripts/bench-deps.sh
 	QM_BUILD=$(abspath $(BUILD)) $(PYTHON) bench/bench.py $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
