@@ -20,6 +20,12 @@
 
 static const char *prog = "qmail";
 static int log_fd = 2;
+static int fatal_override = -1;
+
+void log_set_fatal_code(int code)
+{
+	fatal_override = code;
+}
 
 void log_set_fd(int fd)
 {
@@ -99,7 +105,7 @@ void log_fatal(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_emit("fatal", 0, 0, fmt, ap);
 	va_end(ap);
-	_exit(code);
+	_exit(fatal_override >= 0 ? fatal_override : code);
 }
 
 void log_fatal_sys(int code, const char *fmt, ...)
@@ -109,7 +115,7 @@ void log_fatal_sys(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_emit("fatal", 1, e, fmt, ap);
 	va_end(ap);
-	_exit(code);
+	_exit(fatal_override >= 0 ? fatal_override : code);
 }
 
 void log_nomem(void)

@@ -15,6 +15,10 @@ const char *log_prog(void);
 /* Send diagnostics to another fd: qmail-send logs on fd 0, because its
  * fd 2 is a pipe from qmail-lspawn. */
 void log_set_fd(int fd);
+/* From now on every fatal exit, out of memory included, uses this code:
+ * a program running after a successful login (qmail-ofmipd, qmail-pop3d)
+ * must never exit with a status its caller takes for a bad password. */
+void log_set_fatal_code(int code);
 
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -505,6 +505,9 @@ int main(int argc, char **argv)
 		log_fatal(EXIT_ROOT, "refusing to run as root");
 	if (argc < 2 || !argv[1][0])
 		log_fatal(EXIT_USAGE, "usage: qmail-pop3d maildirname");
+	/* Past the login now: running out of memory must not read as a
+	 * failed password to qmail-authup. */
+	log_set_fatal_code(EXIT_DROPPED);
 	signal(SIGPIPE, SIG_IGN);
 	unsigned timeout = session_timeout();
 	buf_init(&in, 0, inspace, sizeof inspace, timeout);

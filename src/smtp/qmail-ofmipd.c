@@ -396,6 +396,8 @@ int main(int argc, char **argv)
 	cfg.user = env_get("AUTHUP_USER");
 	if (cfg.user && !*cfg.user)
 		cfg.user = NULL;
+	if (cfg.user)
+		log_set_fatal_code(0); /* 1, 2 and 111 mean "bad password" */
 	cfg.names = argc > 1 ? argv[1] : NULL;
 	home_chdir();
 	if (ctl_ulong("control/timeoutsmtpd", &timeout, 1200) < 0)
