@@ -44,6 +44,10 @@ EOF
 
 # Ports, each overridable from the environment.
 smtp_port=${QM_SMTP_PORT:-2525}
+smtps_port=${QM_SMTPS_PORT:-2465}
+submission_port=${QM_SUBMISSION_PORT:-2587}
+pop3_port=${QM_POP3_PORT:-2110}
+pop3s_port=${QM_POP3S_PORT:-2995}
 qmqp_port=${QM_QMQP_PORT:-2628}
 hosts="127.0.0.1 ::1"
 
@@ -61,7 +65,8 @@ except OSError:
     sys.exit(1)
 PY
 }
-for port in $smtp_port $qmqp_port; do
+for port in $smtp_port $smtps_port $submission_port $pop3_port $pop3s_port \
+	$qmqp_port; do
 	for h in $hosts; do
 		if ! port_free "$h" "$port"; then
 			echo "$me: fatal: port $port on $h is already in use" >&2
@@ -70,21 +75,63 @@ for port in $smtp_port $qmqp_port; do
 	done
 done
 
+myname=$(head -n 1 "$inst/control/me")
+tls=no
+if [ -x "$inst/bin/sslserver" ] && [ -x "$inst/bin/mkcert" ]; then
+	tls=yes
+	# A self-signed certificate for the instance, made once.
+	if [ ! -e "$inst/control/servercert.pem" ]; then
+		$asuser env QMAILHOME="$inst" "$inst/bin/mkcert" "$myname" >/dev/null ||
+			{ echo "$me: fatal: unable to make a certificate" >&2; exit 111; }
+	fi
+fi
+
+# The demo mailbox's password, made once and kept in demo.password.
+auth=no
+if [ -x "$inst/bin/qmail-passwd" ] && [ -x "$inst/bin/checkpassword-cdb" ]; then
+	auth=yes
+	if [ ! -s "$inst/demo.password" ]; then
+		pw=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+		(umask 077 && printf '%s\n' "$pw" >"$inst/demo.password.tmp") &&
+			mv "$inst/demo.password.tmp" "$inst/demo.password"
+		[ -z "$asuser" ] || chown "$account" "$inst/demo.password"
+		printf '%s\n' "$pw" | $asuser env QMAILHOME="$inst" \
+			"$inst/bin/qmail-passwd" add demo >/dev/null ||
+			{ echo "$me: fatal: unable to set the demo password" >&2; exit 111; }
+	fi
+fi
+
 rm -rf "$inst/service"
 mkdir -p "$inst/service"
 if [ -x "$inst/bin/qmail-start" ]; then
 	service qmail "$inst/bin/qmail-start" "$(head -n 1 "$inst/control/defaultdelivery")"
 fi
-# tcpserver: -R no ident lookup, -H no reverse DNS, -l our name.
-myname=$(head -n 1 "$inst/control/me")
+# tcpserver and sslserver: -R no ident lookup, -H no reverse DNS, -l our
+# name. Everything runs as the instance's account already, so sslserver
+# gets no -u/-g: its TLS process and the mail program share that account.
+tcp="tcpserver -v -R -H -l $myname"
+ssl="env CERTFILE=$inst/control/servercert.pem $inst/bin/sslserver -e -v -R -H -l $myname"
+bin=$inst/bin
 for h in $hosts; do
 	case $h in *:*) tag=6 ;; *) tag=4 ;; esac
-	if [ -x "$inst/bin/qmail-smtpd" ]; then
-		service "smtpd$tag" tcpserver -v -R -H -l "$myname" "$h" "$smtp_port" "$inst/bin/qmail-smtpd"
+	if [ $tls = yes ]; then
+		service "smtpd$tag" env UCSPITLS= $ssl -n "$h" "$smtp_port" "$bin/qmail-smtpd"
+		service "smtps$tag" env SMTPS=1 $ssl "$h" "$smtps_port" "$bin/qmail-smtpd"
+	else
+		service "smtpd$tag" $tcp "$h" "$smtp_port" "$bin/qmail-smtpd"
 	fi
-	if [ -x "$inst/bin/qmail-qmqpd" ]; then
-		service "qmqpd$tag" tcpserver -v -R -H -l "$myname" "$h" "$qmqp_port" "$inst/bin/qmail-qmqpd"
+	if [ $tls = yes ] && [ $auth = yes ]; then
+		service "submission$tag" env UCSPITLS=! $ssl -n "$h" "$submission_port" \
+			"$bin/qmail-reup" -t 5 "$bin/qmail-authup" smtp \
+			"$bin/checkpassword-cdb" "$bin/checknotroot" "$bin/qmail-ofmipd"
+		service "pop3d$tag" env UCSPITLS=! $ssl -n "$h" "$pop3_port" \
+			"$bin/qmail-authup" pop3 "$bin/checkpassword-cdb" \
+			"$bin/checknotroot" "$bin/qmail-pop3d" Maildir
+		service "pop3s$tag" env POP3S=1 $ssl "$h" "$pop3s_port" \
+			"$bin/qmail-authup" pop3 "$bin/checkpassword-cdb" \
+			"$bin/checknotroot" "$bin/qmail-pop3d" Maildir
 	fi
+	service "qmqpd$tag" $tcp "$h" "$qmqp_port" "$bin/qmail-qmqpd"
 done
 
 stop() {
@@ -111,12 +158,19 @@ stop() {
 	exit 0
 }
 
+password=$(cat "$inst/demo.password" 2>/dev/null || echo "(none)")
 cat >&2 <<EOF
 $me: mail system running in $inst (account $account)
-  smtp:  port $smtp_port on 127.0.0.1 and ::1; qmqp: port $qmqp_port
-  send:  swaks --server 127.0.0.1:$smtp_port --to demo@localhost
-     or: printf 'Subject: hello\n\nhi\n' | $asuser env QMAILHOME=$inst $inst/bin/qmail-inject demo@localhost
-  read:  ls $inst/mail/demo/Maildir/new
+  ports (127.0.0.1 and ::1): smtp $smtp_port (STARTTLS), smtps $smtps_port,
+    submission $submission_port (STARTTLS + AUTH), pop3 $pop3_port (STLS),
+    pop3s $pop3s_port, qmqp $qmqp_port
+  mailbox demo, password $password (also in $inst/demo.password)
+  send:  swaks --server 127.0.0.1:$smtp_port --tls --to demo@localhost
+     or: swaks --server 127.0.0.1:$submission_port --tls --auth PLAIN \\
+           --auth-user demo --auth-password $password --to demo@localhost
+     or: printf 'Subject: hello\\n\\nhi\\n' | $asuser env QMAILHOME=$inst $inst/bin/sendmail demo@localhost
+  read:  openssl s_client -quiet -starttls pop3 -connect 127.0.0.1:$pop3_port
+         (then: USER demo, PASS $password, LIST, RETR 1, QUIT)
   logs:  $inst/log/
 Press Ctrl-C to stop.
 EOF

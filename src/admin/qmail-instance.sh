@@ -120,6 +120,10 @@ printf '%s\n' "$host" | newfile "$dir/control/me"
 printf '%s\nlocalhost\n' "$host" | newfile "$dir/control/locals"
 printf '%s\nlocalhost\n' "$host" | newfile "$dir/control/rcpthosts"
 printf './Maildir/\n' | newfile "$dir/control/defaultdelivery"
+# Host qualification for qmail-inject and qmail-ofmipd: the defaults of
+# rewriting(5) without "?:.defaultdomain", which would turn the instance's
+# own "localhost" into "localhost.<me>".
+printf '*.:\n=:%s\n*+:.%s\n' "$host" "$host" | newfile "$dir/control/rewrite"
 
 # --- the queue, as qmail lays it out ---
 # One mkdir and one chmod per mode: a few processes, not hundreds.

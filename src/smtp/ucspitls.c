@@ -69,6 +69,10 @@ static int read_block(int fd)
 	for (size_t pos = 0; pos < block.len && block.s[pos];) {
 		char *entry = block.s + pos;
 		pos += strlen(entry) + 1;
+		/* Only SSL_* names: nothing the TLS process says may set,
+		 * say, LD_PRELOAD for the mail program and its children. */
+		if (strncmp(entry, "SSL_", 4) != 0)
+			continue;
 		char *eq = strchr(entry, '=');
 		if (eq) {
 			*eq = 0;

@@ -47,6 +47,10 @@ def run_dir():
         shutil.rmtree(d, ignore_errors=True)
 
 
+PORTS = ("QM_SMTP_PORT", "QM_SMTPS_PORT", "QM_SUBMISSION_PORT",
+         "QM_POP3_PORT", "QM_POP3S_PORT", "QM_QMQP_PORT")
+
+
 def free_port():
     """A port free on both 127.0.0.1 and ::1 (the services use both)."""
     import socket
@@ -64,8 +68,9 @@ def free_port():
 
 
 def start(run_dir):
-    env = dict(os.environ, QM_BUILD=os.environ.get("QM_BUILD", str(REPO / "build")),
-               QM_SMTP_PORT=str(free_port()), QM_QMQP_PORT=str(free_port()))
+    env = dict(os.environ, QM_BUILD=os.environ.get("QM_BUILD", str(REPO / "build")))
+    for name in PORTS:
+        env[name] = str(free_port())
     log = open(run_dir.parent / "run.log", "wb")
     proc = subprocess.Popen(
         ["sh", str(REPO / "scripts/run-instance.sh"), str(run_dir)],
