@@ -145,3 +145,82 @@ def test_run_reuses_the_instance(run_dir):
     # The second start kept the first one's instance (same control/me).
     assert (run_dir / "control/me").read_text().strip()
     assert (run_dir / "queue/lock/trigger").exists()
+
+
+def test_run_serves_submission_and_pop3_over_tls(run_dir):
+    """The whole system as a person meets it: STARTTLS on SMTP, AUTH on
+    submission, and both messages read back over POP3 with STLS."""
+    import poplib
+    import smtplib
+    import ssl
+
+    ports = {name: free_port() for name in PORTS}
+    env = dict(os.environ,
+               QM_BUILD=os.environ.get("QM_BUILD", str(REPO / "build")),
+               **{k: str(v) for k, v in ports.items()})
+    log = open(run_dir.parent / "run.log", "wb")
+    proc = subprocess.Popen(
+        ["sh", str(REPO / "scripts/run-instance.sh"), str(run_dir)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True, cwd=str(REPO))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the instance's own self-signed cert
+    try:
+        wait_for(lambda: "Press Ctrl-C to stop." in log_text(run_dir),
+                 timeout=60, message="run-instance did not start")
+        password = (run_dir / "demo.password").read_text().strip()
+        assert len(password) >= 16
+        assert password in log_text(run_dir)
+        assert (run_dir / "demo.password").stat().st_mode & 0o077 == 0
+
+        def smtp(port):
+            return wait_for(lambda: _connect(smtplib.SMTP, port),
+                            timeout=20, message=f"port {port}")
+
+        s = smtp(ports["QM_SMTP_PORT"])
+        s.starttls(context=ctx)
+        s.sendmail("someone@example.test", ["demo@localhost"],
+                   b"Subject: over 25\r\n\r\nfirst\r\n")
+        s.quit()
+        s = smtp(ports["QM_SUBMISSION_PORT"])
+        code, _ = s.mail("demo@localhost")
+        assert code == 530  # no AUTH, no TLS: nothing goes
+        s.rset()
+        s.starttls(context=ctx)
+        s.login("demo", password)
+        s.sendmail("demo@localhost", ["demo@localhost"],
+                   b"Subject: over 587\r\n\r\nsecond\r\n")
+        s.quit()
+
+        def count():
+            box = run_dir / "mail/demo/Maildir"
+            return len(list((box / "new").iterdir())) + \
+                len(list((box / "cur").iterdir()))
+        wait_for(lambda: count() == 2, timeout=30,
+                 message="both messages delivered")
+        p = poplib.POP3("127.0.0.1", ports["QM_POP3_PORT"], timeout=20)
+        p.stls(context=ctx)
+        p.user("demo")
+        p.pass_(password)
+        n, _ = p.stat()
+        assert n == 2
+        bodies = [b"\n".join(p.retr(i)[1]) for i in (1, 2)]
+        p.quit()
+        assert any(b"Subject: over 25" in b and b"ESMTPS (" in b
+                   for b in bodies)
+        assert any(b"Subject: over 587" in b and b"ESMTPSA (" in b and
+                   b"(demo@127.0.0.1)" in b for b in bodies)
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, log_text(run_dir)
+    wait_for(lambda: not instance_pids(run_dir), timeout=10,
+             message="processes left behind")
+
+
+def _connect(cls, port):
+    try:
+        return cls("127.0.0.1", port, timeout=20)
+    except OSError:
+        return None
