@@ -48,7 +48,9 @@ had_maincf=no
 was_running=$(system_master)
 
 echo "$me: installing:$missing" >&2
-echo "$preseed" | debconf-set-selections
+case " $missing " in
+*" postfix "*) echo "$preseed" | debconf-set-selections ;;
+esac
 apt-get update
 # shellcheck disable=SC2086 # one word per package
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
