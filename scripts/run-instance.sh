@@ -76,6 +76,13 @@ for port in $smtp_port $smtps_port $submission_port $pop3_port $pop3s_port \
 done
 
 myname=$(head -n 1 "$inst/control/me")
+# Host qualification for submission: rewriting(5)'s defaults without
+# "?:.defaultdomain", which would turn demo@localhost into
+# demo@localhost.<me>. Written once; an edited file is kept.
+if [ ! -e "$inst/control/rewrite" ]; then
+	printf '*.:\n=:%s\n*+:.%s\n' "$myname" "$myname" >"$inst/control/rewrite"
+	[ -z "$asuser" ] || chown "$account" "$inst/control/rewrite"
+fi
 tls=no
 if [ -x "$inst/bin/sslserver" ] && [ -x "$inst/bin/mkcert" ]; then
 	tls=yes

@@ -120,10 +120,6 @@ printf '%s\n' "$host" | newfile "$dir/control/me"
 printf '%s\nlocalhost\n' "$host" | newfile "$dir/control/locals"
 printf '%s\nlocalhost\n' "$host" | newfile "$dir/control/rcpthosts"
 printf './Maildir/\n' | newfile "$dir/control/defaultdelivery"
-# Host qualification for qmail-inject and qmail-ofmipd: the defaults of
-# rewriting(5) without "?:.defaultdomain", which would turn the instance's
-# own "localhost" into "localhost.<me>".
-printf '*.:\n=:%s\n*+:.%s\n' "$host" "$host" | newfile "$dir/control/rewrite"
 
 # --- the queue, as qmail lays it out ---
 # One mkdir and one chmod per mode: a few processes, not hundreds.
@@ -148,6 +144,11 @@ chmod 600 "$dir/queue/lock/sendmutex"
 [ -e "$dir/queue/lock/tcpto" ] ||
 	head -c 1024 /dev/zero >"$dir/queue/lock/tcpto"
 chmod 644 "$dir/queue/lock/tcpto"
+# The IPv6 table (qmail-remote(8)); made here because lock/ is not
+# writable by the account that runs qmail-remote in production.
+[ -e "$dir/queue/lock/tcpto6" ] ||
+	head -c 2048 /dev/zero >"$dir/queue/lock/tcpto6"
+chmod 644 "$dir/queue/lock/tcpto6"
 [ -p "$dir/queue/lock/trigger" ] || mkfifo "$dir/queue/lock/trigger"
 chmod 622 "$dir/queue/lock/trigger"
 

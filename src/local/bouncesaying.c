@@ -6,31 +6,12 @@
  * It never bounces on a crash or a temporary failure of the program:
  * those are 111. Any other answer of the program lets delivery go on (0).
  */
-#include <errno.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
 #include "lib/exitcode.h"
 #include "lib/log.h"
-
-static int run_program(char *const *argv)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		log_fatal_sys(EXIT_TEMP, "unable to fork");
-	if (pid == 0) {
-		execvp(argv[0], argv);
-		log_fatal_sys(EXIT_TEMP, "unable to run %s", argv[0]);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			log_fatal_sys(EXIT_TEMP, "unable to wait for %s",
-				      argv[0]);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+#include "mail/child.h"
 
 static _Noreturn void bounce(const char *text)
 {
@@ -51,13 +32,11 @@ int main(int argc, char **argv)
 			  "usage: bouncesaying error [program [arg ...]]");
 	if (argc == 2)
 		bounce(argv[1]);
-	switch (run_program(argv + 2)) {
+	switch (child_run_or_defer(argv + 2)) {
 	case 0:
 		bounce(argv[1]);
 	case EXIT_TEMP:
 		log_fatal(EXIT_TEMP, "temporary failure in %s", argv[2]);
-	case -1:
-		log_fatal(EXIT_TEMP, "%s crashed", argv[2]);
 	default:
 		return 0;
 	}

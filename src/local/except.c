@@ -7,44 +7,21 @@
  * run into anything but 111, so a broken filter defers mail rather than
  * delivering or bouncing it. No shell is involved.
  */
-#include <errno.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include "lib/exitcode.h"
 #include "lib/log.h"
-
-static int run_program(char *const *argv)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		log_fatal_sys(EXIT_TEMP, "unable to fork");
-	if (pid == 0) {
-		execvp(argv[0], argv);
-		log_fatal_sys(EXIT_TEMP, "unable to run %s", argv[0]);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			log_fatal_sys(EXIT_TEMP, "unable to wait for %s",
-				      argv[0]);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+#include "mail/child.h"
 
 int main(int argc, char **argv)
 {
 	log_init(argc > 0 ? argv[0] : "except");
 	if (argc < 2)
 		log_fatal(EXIT_PERM, "usage: except program [arg ...]");
-	int code = run_program(argv + 1);
+	int code = child_run_or_defer(argv + 1);
 	switch (code) {
 	case 0:
 		return EXIT_PERM;
 	case EXIT_PERM:
 		return 0;
-	case -1:
-		log_fatal(EXIT_TEMP, "%s crashed", argv[1]);
 	default:
 		return code;
 	}

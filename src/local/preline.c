@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
@@ -19,6 +18,7 @@
 #include "lib/exitcode.h"
 #include "lib/fd.h"
 #include "lib/log.h"
+#include "mail/child.h"
 
 struct lines {
 	const char *text[3]; /* NULL: left out */
@@ -61,22 +61,15 @@ static const char *need_env(const char *name)
 	return value;
 }
 
+/* The program reads the message from a pipe, whose other end is ours. */
 static pid_t start_program(char *const *argv, int *to_program)
 {
 	int p[2];
 
-	if (pipe(p) < 0)
+	/* Our end must not stay open in the program, or it never sees EOF. */
+	if (pipe(p) < 0 || fd_cloexec(p[1]) < 0)
 		log_fatal_sys(EXIT_TEMP, "unable to create pipe");
-	pid_t pid = fork();
-	if (pid < 0)
-		log_fatal_sys(EXIT_TEMP, "unable to fork");
-	if (pid == 0) {
-		close(p[1]);
-		if (fd_move(0, p[0]) < 0)
-			log_fatal_sys(EXIT_TEMP, "unable to set up fd 0");
-		execvp(argv[0], argv);
-		log_fatal_sys(EXIT_TEMP, "unable to run %s", argv[0]);
-	}
+	pid_t pid = child_start_or_defer(argv, p[0]);
 	close(p[0]);
 	*to_program = p[1];
 	return pid;
@@ -109,18 +102,6 @@ static int feed(int to, const struct lines *l, int *read_failed)
 	}
 }
 
-static int wait_program(pid_t pid, const char *name)
-{
-	int status;
-
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			log_fatal_sys(EXIT_TEMP, "unable to wait for %s", name);
-	if (!WIFEXITED(status))
-		log_fatal(EXIT_TEMP, "%s crashed", name);
-	return WEXITSTATUS(status);
-}
-
 int main(int argc, char **argv)
 {
 	int no_dt = 0, no_uf = 0, no_rp = 0, read_failed = 0, to;
@@ -143,7 +124,7 @@ int main(int argc, char **argv)
 	int fed = feed(to, &l, &read_failed);
 	int fed_errno = errno;
 	close(to);
-	int code = wait_program(pid, argv[cmd]);
+	int code = child_wait_or_defer(pid, argv[cmd]);
 	errno = fed_errno;
 	if (read_failed)
 		log_fatal_sys(EXIT_TEMP, "unable to read message");

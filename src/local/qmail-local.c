@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,10 +25,11 @@
 #include "lib/env.h"
 #include "lib/exitcode.h"
 #include "lib/str.h"
+#include "mail/child.h"
 #include "mail/dotqmail.h"
+#include "mail/forward.h"
 #include "mail/maildir.h"
 #include "mail/mbox.h"
-#include "mail/qq.h"
 
 /* Seconds to wait for an mbox lock, as qmail does. */
 #define MBOX_LOCK_WAIT 30
@@ -556,8 +556,6 @@ static _Noreturn void exec_shell(const char *command)
  * (99). */
 static int run_program(const char *command)
 {
-	int status;
-
 	rewind_message();
 	buf_flush(&report);
 	pid_t pid = fork();
@@ -566,14 +564,13 @@ static int run_program(const char *command)
 		    ". (#4.3.0)", (char *)NULL);
 	if (pid == 0)
 		exec_shell(command);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			die(EXIT_TEMP,
-			    "Unable to wait for child: ", strerror(errno),
-			    ". (#4.3.0)", (char *)NULL);
-	if (!WIFEXITED(status))
+	int code = child_wait(pid);
+	if (code < 0)
+		die(EXIT_TEMP, "Unable to wait for child: ", strerror(errno),
+		    ". (#4.3.0)", (char *)NULL);
+	if (code >= CHILD_SIGNALED)
 		die(EXIT_TEMP, "Aack, child crashed. (#4.3.0)", (char *)NULL);
-	switch (WEXITSTATUS(status)) {
+	switch (code) {
 	case 0:
 		return 0;
 	case EXIT_STOP:
@@ -595,35 +592,26 @@ static int run_program(const char *command)
 /* One qmail-queue run for every forward, after all other deliveries. */
 static void forward(struct delivery *d)
 {
-	struct qq q;
-	struct str reply = STR_INIT;
-	struct buf *in = rewind_message();
-	ssize_t r;
+	struct forward_result res = FORWARD_RESULT_INIT;
 
-	if (qq_start(&q) < 0)
-		die(EXIT_TEMP, "Unable to fork: ", strerror(errno),
-		    ". (#4.3.0)", (char *)NULL);
-	d->qp = q.pid;
-	qq_put(&q, d->dtline.s, d->dtline.len);
-	while ((r = buf_fill(in)) != 0) {
-		if (r < 0) {
-			int e = errno;
-			qq_abort(&q);
-			errno = e;
-			die_read();
-		}
-		qq_put(&q, buf_peek(in), (size_t)r);
-		buf_skip(in, (size_t)r);
-	}
-	if (qq_finish_list(&q, d->newsender.s, &d->forwards, &reply) == 0) {
-		str_free(&reply);
+	rewind_message();
+	int r =
+	    forward_message(d->dtline.s, d->newsender.s, &d->forwards, &res);
+	if (r == 0) {
+		d->qp = res.qp;
+		str_free(&res.reply);
 		return;
 	}
-	const char *text = reply.s ? reply.s : "qq failed";
+	if (res.stage == FORWARD_START)
+		die(EXIT_TEMP, "Unable to fork: ", strerror(errno),
+		    ". (#4.3.0)", (char *)NULL);
+	if (res.stage == FORWARD_READ)
+		die_read();
+	const char *text = res.reply.s ? res.reply.s : "qq failed";
 	/* "554 text" from qq: the text alone, as qmail reports it. */
-	if (reply.len > 4 && text[3] == ' ')
+	if (res.reply.len > 4 && text[3] == ' ')
 		text += 4;
-	die(reply.len && reply.s[0] == '5' ? EXIT_PERM : EXIT_TEMP,
+	die(res.reply.len && res.reply.s[0] == '5' ? EXIT_PERM : EXIT_TEMP,
 	    "Unable to forward message: ", text, ".", (char *)NULL);
 }
 

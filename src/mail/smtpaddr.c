@@ -150,8 +150,21 @@ enum smtpaddr_result smtpaddr_parse(const char *s, size_t n, int utf8_ok,
 		if (!utf8_ok)
 			return SMTPADDR_8BIT;
 	}
-	if (str_copy(addr, s + start, end - start) < 0)
+	/* Quotes and quoted pairs are removed, as qmail-smtpd does, so that
+	 * "joe"@dom reaches the same mailbox as joe@dom. */
+	str_clear(addr);
+	if (str_reserve(addr, end - start) < 0)
 		return SMTPADDR_NOMEM;
+	for (size_t k = start, inq = 0; k < end; k++) {
+		if (s[k] == '"') {
+			inq = !inq;
+			continue;
+		}
+		if (inq && s[k] == '\\' && k + 1 < end)
+			k++;
+		addr->s[addr->len++] = s[k];
+	}
+	addr->s[addr->len] = 0;
 	const char *at = strrchr(addr->s, '@');
 	struct str ip = STR_INIT;
 	int lit = smtpaddr_literal(at ? at + 1 : "", &ip);

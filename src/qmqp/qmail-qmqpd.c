@@ -48,6 +48,13 @@ static _Noreturn void refuse(struct qq *q, const char *text)
 	reply(text);
 }
 
+/* After a failed read: a timeout is not a malformed packet. */
+static _Noreturn void refuse_read(struct qq *q)
+{
+	refuse(q, errno == ETIMEDOUT ? "Ztimeout (#4.4.2)"
+				     : "Dmalformed QMQP packet (#5.5.4)");
+}
+
 #define DRAIN_MAX ((unsigned long long)128 << 20)
 
 /* Read and drop up to n bytes (at most DRAIN_MAX). */
@@ -77,7 +84,7 @@ static unsigned long long copy_message(struct qq *q, unsigned long long room,
 
 	/* The length prefix counts toward the packet: count it by hand. */
 	if (netstring_read_len(&in, room, &len) < 0)
-		refuse(q, "Dmalformed QMQP packet (#5.5.4)");
+		refuse_read(q);
 	before = (size_t)snprintf(digits, sizeof digits, "%llu:", len);
 	if (limit && len > limit) {
 		/* Read what the client is still sending, within reason, so
@@ -88,7 +95,9 @@ static unsigned long long copy_message(struct qq *q, unsigned long long room,
 	}
 	for (left = len; left > 0;) {
 		ssize_t n = buf_fill(&in);
-		if (n <= 0)
+		if (n < 0)
+			refuse_read(q);
+		if (n == 0)
 			refuse(q, "Dmalformed QMQP packet (#5.5.4)");
 		size_t take = (unsigned long long)n < left ? (size_t)n
 							   : (size_t)left;
@@ -97,7 +106,7 @@ static unsigned long long copy_message(struct qq *q, unsigned long long room,
 		left -= take;
 	}
 	if (netstring_read_end(&in) < 0)
-		refuse(q, "Dmalformed QMQP packet (#5.5.4)");
+		refuse_read(q);
 	return before + len + 1;
 }
 
@@ -106,7 +115,9 @@ static unsigned long long read_addr(struct qq *q, struct str *a,
 				    unsigned long long room)
 {
 	size_t max = room < ADDR_MAX ? (size_t)room : ADDR_MAX;
-	if (netstring_read(&in, max, a) < 0 || memchr(a->s, 0, a->len))
+	if (netstring_read(&in, max, a) < 0)
+		refuse_read(q);
+	if (memchr(a->s, 0, a->len))
 		refuse(q, "Dmalformed QMQP packet (#5.5.4)");
 	char digits[24];
 	return (unsigned long long)snprintf(digits, sizeof digits, "%zu:",
@@ -138,7 +149,7 @@ int main(int argc, char **argv)
 	buf_init(&out, 1, outspace, sizeof outspace, (unsigned)timeout);
 
 	if (netstring_read_len(&in, PACKET_MAX, &total) < 0)
-		refuse(NULL, "Dmalformed QMQP packet (#5.5.4)");
+		refuse_read(NULL);
 	if (qq_start(&q) < 0)
 		reply("Zqq temporary problem (#4.3.0)");
 	const char *local = env_get("TCPLOCALHOST");

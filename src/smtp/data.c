@@ -31,6 +31,8 @@ struct reader {
 	size_t header_len;    /* bytes of the header so far */
 	char prefix[16];      /* start of the current header line */
 	size_t prefix_len;
+	int colon;            /* the current header line has its ':' */
+	int continuation;     /* it starts with a blank */
 	char out[4096];
 	size_t out_len;
 	int blocked;          /* a bound was passed: sink gets nothing */
@@ -47,6 +49,11 @@ static void header_line_done(struct reader *r)
 {
 	if (r->line_len == 0) {
 		r->in_header = 0; /* the empty line ends the header */
+		return;
+	}
+	if (!r->colon && !r->continuation) {
+		/* Not a field: the body started without an empty line. */
+		r->in_header = 0;
 		return;
 	}
 	if ((r->prefix_len >= 9 && strncasecmp(r->prefix, "received:", 9) == 0) ||
@@ -72,7 +79,12 @@ static void emit(struct reader *r, char c)
 			header_line_done(r);
 			r->line_len = 0;
 			r->prefix_len = 0;
+			r->colon = r->continuation = 0;
 		} else {
+			if (r->line_len == 0 && (c == ' ' || c == '\t'))
+				r->continuation = 1;
+			if (c == ':')
+				r->colon = 1;
 			if (r->prefix_len < sizeof r->prefix)
 				r->prefix[r->prefix_len++] = c;
 			r->line_len++;

@@ -114,15 +114,17 @@ static const char *check_mail(void *ctx, struct smtp_server *s,
 	return NULL;
 }
 
+/* 1 found, 0 not found, -1 the cdb could not be read. */
 static int in_more(const char *key, size_t n)
 {
 	struct str val = STR_INIT;
 	int r = cdbx_find(&cfg.morercpthosts, key, n, &val, 1024);
 	str_free(&val);
-	return r == 1;
+	return r;
 }
 
-/* rcpthosts: the domain, or a ".suffix" entry, in either list. */
+/* rcpthosts: the domain, or a ".suffix" entry, in either list. Returns
+ * 1 allowed, 0 not, -1 when morercpthosts.cdb could not be read. */
 static int rcpthost_allowed(const char *domain)
 {
 	char lower[256];
@@ -139,8 +141,11 @@ static int rcpthost_allowed(const char *domain)
 	for (const char *d = lower; d; d = strchr(d + 1, '.')) {
 		if (strmap_get(&cfg.rcpthosts, d, strlen(d)))
 			return 1;
-		if (cfg.have_more && in_more(d, strlen(d)))
-			return 1;
+		if (cfg.have_more) {
+			int r = in_more(d, strlen(d));
+			if (r != 0)
+				return r;
+		}
 	}
 	return 0;
 }
@@ -192,7 +197,12 @@ static const char *check_rcpt(void *ctx, struct smtp_server *s,
 		return NULL;
 	}
 	const char *at = strrchr(rcpt->s, '@');
-	if (at && !rcpthost_allowed(at + 1))
+	int allowed = at ? rcpthost_allowed(at + 1) : 1;
+	if (allowed < 0) {
+		log_warn_sys("unable to read control/morercpthosts.cdb");
+		return "451 unable to read controls (#4.3.0)";
+	}
+	if (!allowed)
 		return "553 sorry, that domain isn't in my list of allowed "
 		       "rcpthosts (#5.7.1)";
 	return NULL;

@@ -187,7 +187,7 @@ static const char *mail_params(struct smtp_server *s, const char *p, size_t n)
 		       1) {
 		if (strcasecmp(key.s, "SIZE") == 0 && has_value) {
 			unsigned long long size = 0;
-			int big = value.len == 0;
+			int big = value.len == 0 ? -1 : 0; /* "SIZE=" is no size */
 			for (size_t i = 0; i < value.len && !big; i++) {
 				if (value.s[i] < '0' || value.s[i] > '9')
 					big = -1;

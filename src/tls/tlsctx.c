@@ -189,12 +189,15 @@ static int load_client_checks(SSL_CTX *ctx, const char *cca, char *err,
 	return 0;
 }
 
+/* TLSCIPHERS, which tcprules can set for one client (the TLS patch's
+ * per-connection override), wins over CIPHERS. */
 static int set_ciphers(SSL_CTX *ctx, char *err, size_t n)
 {
-	const char *ciphers = setting("CIPHERS");
+	const char *name = setting("TLSCIPHERS") ? "TLSCIPHERS" : "CIPHERS";
+	const char *ciphers = setting(name);
 
 	if (ciphers && SSL_CTX_set_cipher_list(ctx, ciphers) != 1)
-		return fail(err, n, "CIPHERS", ciphers, "no usable cipher");
+		return fail(err, n, name, ciphers, "no usable cipher");
 	return 0;
 }
 

@@ -64,13 +64,15 @@ static const struct ok_case good[] = {
     /* A source route is dropped, as RFC 5321 allows. */
     OK("<@relay.test:user@example.test>", "user@example.test", ""),
     OK("<@a.test,@b.test:user@example.test>", "user@example.test", ""),
-    /* Quoted local parts may hold spaces, '>' and '<'. */
-    OK("<\"john doe\"@example.test>", "\"john doe\"@example.test", ""),
-    OK("<\"a>b\"@example.test> SIZE=1", "\"a>b\"@example.test", "SIZE=1"),
-    OK("<\"a<b\"@example.test>", "\"a<b\"@example.test", ""),
-    OK("<\"a\\\"b\"@example.test>", "\"a\\\"b\"@example.test", ""),
-    OK("<\"a\\\\\"@example.test>", "\"a\\\\\"@example.test", ""),
-    OK("\"john doe\"@example.test SIZE=2", "\"john doe\"@example.test",
+    /* Quoted local parts may hold spaces, '>' and '<'; the quotes and
+     * quoted pairs are removed, as qmail-smtpd does. */
+    OK("<\"john doe\"@example.test>", "john doe@example.test", ""),
+    OK("<\"a>b\"@example.test> SIZE=1", "a>b@example.test", "SIZE=1"),
+    OK("<\"a<b\"@example.test>", "a<b@example.test", ""),
+    OK("<\"a\\\"b\"@example.test>", "a\"b@example.test", ""),
+    OK("<\"a\\\\\"@example.test>", "a\\@example.test", ""),
+    OK("<\"joe\"@example.test>", "joe@example.test", ""),
+    OK("\"john doe\"@example.test SIZE=2", "john doe@example.test",
        "SIZE=2"),
     /* Address literals. */
     OK("<user@[127.0.0.1]>", "user@[127.0.0.1]", ""),
@@ -78,7 +80,7 @@ static const struct ok_case good[] = {
     OK("<user@[ipv6:2001:db8::1]>", "user@[ipv6:2001:db8::1]", ""),
     OK("<user@[IPv6:::ffff:192.0.2.1]>", "user@[IPv6:::ffff:192.0.2.1]", ""),
     /* Only the domain after the last '@' is a literal. */
-    OK("<\"[x\"@example.test>", "\"[x\"@example.test", ""),
+    OK("<\"[x\"@example.test>", "[x@example.test", ""),
     OK("<[not-a-literal>", "[not-a-literal", ""),
 };
 
