@@ -45,7 +45,8 @@ enum {
 	/* The file holds secrets: print only how many entries it has. */
 	FLAG_SECRET = 2,
 	/* Entries may carry credentials after a blank (the smtproutes
-	 * syntax of the AUTH patches): print each entry only up to it. */
+	 * syntax of the AUTH patches) or a '|' (the authsenders syntax):
+	 * print each entry only up to the first of them. */
 	FLAG_HIDE_AFTER_BLANK = 4,
 };
 
@@ -58,6 +59,16 @@ struct control {
 };
 
 static const struct control controls[] = {
+    {"authroutes", KIND_LIST, FLAG_HIDE_AFTER_BLANK,
+     "none: qmail-remote never uses SMTP AUTH",
+     "Credentials qmail-remote gives relays (qmail-authroutes(5)): "
+     "domain:relay[:port] user password by recipient domain, "
+     "sender[:relay[:port]]|user|password by sender; mode 600, owned by "
+     "the remote account."},
+    {"authsenders", KIND_LIST, FLAG_SECRET,
+     "absent, as it must be",
+     "Not read: while it exists qmail-remote defers all mail; move its "
+     "lines to authroutes, where they keep their meaning."},
     {"badmailfrom", KIND_LIST, 0, "none: any envelope sender is accepted",
      "Envelope senders qmail-smtpd rejects; @domain rejects a whole "
      "domain."},
@@ -151,7 +162,8 @@ static const struct control controls[] = {
      "none: mail goes to the MX hosts",
      "Routes for qmail-remote: domain:relay[:port]; .domain matches "
      "subdomains; :relay is the default route; an empty relay means the "
-     "MX hosts."},
+     "MX hosts; \"user password\" after a route gives AUTH credentials "
+     "(the file must then be private, as authroutes)."},
     {"timeoutconnect", KIND_NUMBER, 0, "60",
      "Seconds qmail-remote waits for a connection."},
     {"timeoutpop3d", KIND_NUMBER, 0, "1200",
@@ -370,7 +382,7 @@ static void show_number(const struct control *c, const char *path,
  * after it. */
 static size_t public_len(const char *entry)
 {
-	return strcspn(entry, " \t");
+	return strcspn(entry, " \t|");
 }
 
 static void show_list(const struct control *c, const char *path,

@@ -14,6 +14,11 @@
  * It never opens a socket to a mail server and never builds a command
  * line from DNS data: the IP is formatted here with inet_ntop, the port
  * is a number, and host names reach qmail-rsmtp only in RSMTP_HOST.
+ *
+ * AUTH credentials (control/authroutes, or smtproutes) go only to a relay
+ * named there, never to a host from DNS. They reach qmail-rsmtp through
+ * a pipe whose read end it inherits (RSMTP_AUTHFD names it): never on a
+ * command line, never in the environment, never in a report or a log.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +37,8 @@
 #include "lib/fd.h"
 #include "lib/home.h"
 #include "lib/log.h"
+#include "auth/sasl.h"
+#include "remote/authroute.h"
 #include "remote/dns.h"
 #include "remote/ipme.h"
 #include "remote/route.h"
@@ -64,6 +71,7 @@ struct config {
 	unsigned long timeoutconnect, timeoutremote;
 	struct str helohost;
 	struct smtproutes routes;
+	struct authroutes auth;
 	struct str tlsc;    /* <home>/bin/ucspi-tlsc, empty without one */
 	struct str ciphers; /* control/tlsclientciphers joined with ':' */
 };
@@ -269,9 +277,47 @@ out:
 	return mode;
 }
 
-static void load_config(struct config *c)
+/* smtproutes and control/authroutes; the words for what is wrong never
+ * hold a secret. */
+static void load_routes(struct config *c)
 {
 	struct str bad = STR_INIT;
+	enum authload_error why;
+	const char *file;
+
+	if (authroutes_load(&c->auth, &c->routes, &why, &file, &bad) == 0) {
+		str_free(&bad);
+		return;
+	}
+	switch (why) {
+	case AUTHLOAD_LINE:
+		if (errno == ENAMETOOLONG)
+			log_warn("%s: user name or password too long: %s", file,
+				 bad.s);
+		else if (strcmp(file, SMTPROUTES_FILE) == 0)
+			log_warn("%s: not a route: %s", file, bad.s);
+		else
+			log_warn("%s: not a valid line: %s", file, bad.s);
+		break;
+	case AUTHLOAD_OPEN:
+		log_warn("%s holds credentials, so it must belong to uid %lu "
+			 "and be closed to group and others (chmod 600)",
+			 file, (unsigned long)geteuid());
+		break;
+	case AUTHLOAD_OBSOLETE:
+		log_warn("%s is not read: move its lines to %s (see "
+			 "qmail-authroutes(5))",
+			 file, AUTHROUTES_FILE);
+		break;
+	default:
+		log_warn_sys("unable to read %s", file);
+		break;
+	}
+	temp_control();
+}
+
+static void load_config(struct config *c)
+{
 
 	read_ulong("control/timeoutconnect", &c->timeoutconnect, 60);
 	read_ulong("control/timeoutremote", &c->timeoutremote, 1200);
@@ -286,14 +332,7 @@ static void load_config(struct config *c)
 		temp_control();
 	}
 	load_tls_config(c);
-	if (smtproutes_load(&c->routes, &bad) < 0) {
-		if (errno == EINVAL)
-			log_warn("%s: not a route: %s", SMTPROUTES_FILE, bad.s);
-		else
-			log_warn_sys("unable to read %s", SMTPROUTES_FILE);
-		temp_control();
-	}
-	str_free(&bad);
+	load_routes(c);
 }
 
 /* --- where the message goes --- */
@@ -451,18 +490,40 @@ static void drop_ipme(struct targets *t)
 		perm_ambigmx();
 }
 
-/* Fill t and *port for host. */
-static void plan(const struct config *c, const char *host, struct targets *t,
-		 unsigned *port)
+/* Fill t, *port and *cred for a message from sender to host. A sender
+ * entry that names a relay comes first; credentials of a sender entry
+ * without one go to the relay of the recipient route. No credentials
+ * ever go to a host found through MX. */
+static void plan(const struct config *c, const char *host, const char *sender,
+		 struct targets *t, unsigned *port,
+		 const struct authcred **cred)
 {
 	static struct str relay;
+	const struct authroute *by_sender;
 	int routed;
 
 	*port = SMTP_PORT;
+	*cred = NULL;
+	by_sender = authroutes_for_sender(&c->auth, sender);
+	if (by_sender && by_sender->relay[0]) {
+		/* A copy: the targets outlive the table. */
+		static struct str sender_relay;
+		if (str_copys(&sender_relay, by_sender->relay) < 0)
+			temp_nomem();
+		*port = by_sender->port;
+		*cred = by_sender->cred.user ? &by_sender->cred : NULL;
+		add_literal_or_addresses(t, sender_relay.s);
+		if (t->n == 0)
+			temp_dns();
+		return;
+	}
 	routed = smtproutes_find(&c->routes, host, &relay, port);
 	if (routed < 0)
 		temp_nomem();
 	if (routed > 0 && relay.len > 0) {
+		*cred = by_sender && by_sender->cred.user
+			    ? &by_sender->cred
+			    : authroutes_for_host(&c->auth, host);
 		/* A relay is used as given: no MX, no ipme (as qmail). */
 		add_literal_or_addresses(t, relay.s);
 		if (t->n == 0)
@@ -647,6 +708,71 @@ static void attempt(char **argv, struct attempt *a)
 	classify(a, e.first);
 }
 
+/* The credentials of this delivery, as qmail-rsmtp reads them. */
+struct secret {
+	char data[2 * AUTHCRED_MAX + 2]; /* "user\0password\0" */
+	size_t len;			 /* 0: no AUTH */
+	int cleartext;
+};
+
+static void make_secret(struct secret *s, const struct authcred *c)
+{
+	size_t u, p;
+
+	s->len = 0;
+	s->cleartext = 0;
+	if (!c)
+		return;
+	u = strlen(c->user);
+	p = strlen(c->pass);
+	if (u > AUTHCRED_MAX || p > AUTHCRED_MAX)
+		temp_control(); /* authroutes refuses them: cannot happen */
+	memcpy(s->data, c->user, u + 1);
+	memcpy(s->data + u + 1, c->pass, p + 1);
+	s->len = u + p + 2;
+	s->cleartext = c->cleartext;
+}
+
+/* A pipe that holds the secret, its read end at 8 or above, clear of
+ * the descriptors tcpclient and the TLS program use, and named in
+ * RSMTP_AUTHFD. All of it is written before the fork: it fits in the
+ * pipe, so this never blocks. Returns the read end, or -1 when there
+ * is no secret (then a stray RSMTP_AUTHFD is removed). */
+static int pass_secret(const struct secret *s)
+{
+	char num[16];
+	int p[2], fd;
+
+	env_unset("RSMTP_AUTHFD");
+	env_unset("RSMTP_AUTHCLEARTEXT");
+	if (s->len == 0)
+		return -1;
+	if (pipe(p) < 0)
+		fail("ZSystem resources temporarily unavailable. (#4.3.0)\n");
+	if (fd_write_all(p[1], s->data, s->len, 10) < 0)
+		fail("ZUnable to pass the AUTH credentials on. (#4.3.0)\n");
+	close(p[1]);
+	fd = fcntl(p[0], F_DUPFD, 8);
+	close(p[0]);
+	if (fd < 0)
+		fail("ZSystem resources temporarily unavailable. (#4.3.0)\n");
+	snprintf(num, sizeof num, "%d", fd);
+	set_env("RSMTP_AUTHFD", num);
+	if (s->cleartext)
+		set_env("RSMTP_AUTHCLEARTEXT", "1");
+	return fd;
+}
+
+/* One attempt with a fresh copy of the secret: qmail-rsmtp consumes it. */
+static void attempt_with(char **argv, struct attempt *a, const struct secret *s)
+{
+	int fd = pass_secret(s);
+
+	attempt(argv, a);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Keep tcpto up to date; a broken table must not stop the delivery. */
 static void note_tcpto(const struct dns_ip *ip, const struct attempt *a)
 {
@@ -764,7 +890,8 @@ static void client_path(struct str *path)
 
 
 static void deliver(const struct config *c, const struct targets *t,
-		    unsigned port, const char *const *mail, size_t nmail)
+		    unsigned port, struct secret *secret,
+		    const char *const *mail, size_t nmail)
 {
 	char timeout[32], ip[INET6_ADDRSTRLEN], portnum[16], num[32];
 	struct str rsmtp = STR_INIT;
@@ -778,10 +905,14 @@ static void deliver(const struct config *c, const struct targets *t,
 	snprintf(num, sizeof num, "%lu", c->timeoutremote);
 	set_env("RSMTP_HELO", c->helohost.s);
 	set_env("RSMTP_TIMEOUT", num);
-	if (access("control/clientcert.pem", F_OK) == 0)
+	/* A certificate we cannot read would stop every TLS attempt. */
+	if (access("control/clientcert.pem", R_OK) == 0)
 		set_env("CERTFILE", "control/clientcert.pem");
 	else
 		env_unset("CERTFILE");
+	if (access("control/clientcert.pem", F_OK) == 0 &&
+	    access("control/clientcert.pem", R_OK) < 0)
+		log_warn_sys("unable to read control/clientcert.pem");
 	if (c->ciphers.len)
 		set_env("CIPHERS", c->ciphers.s);
 	else
@@ -806,7 +937,7 @@ static void deliver(const struct config *c, const struct targets *t,
 				     : NULL;
 		char **argv = client_argv(mail, nmail, timeout, ip, portnum,
 					  tlsc, implicit, rsmtp.s);
-		attempt(argv, &a);
+		attempt_with(argv, &a, secret);
 		if (a.outcome == CLIENT_FAILED && WIFEXITED(a.status) &&
 		    WEXITSTATUS(a.status) == RSMTP_TLS_FAILED &&
 		    mode == TLS_TRY && !implicit) {
@@ -819,14 +950,17 @@ static void deliver(const struct config *c, const struct targets *t,
 					   NULL, 0, rsmtp.s);
 			if (lseek(0, 0, SEEK_SET) < 0)
 				temp_read();
-			attempt(argv, &a);
+			attempt_with(argv, &a, secret);
 		}
 		free(argv);
 		note_tcpto(&x->ip, &a);
-		if (a.outcome == DELIVERED)
+		if (a.outcome == DELIVERED) {
+			sasl_wipe(secret, sizeof *secret);
 			_exit(0); /* qmail-rsmtp wrote the reports */
+		}
 		last = i;
 	}
+	sasl_wipe(secret, sizeof *secret);
 	temp_noconn(&t->v[last], port, &a);
 }
 
@@ -845,9 +979,11 @@ static void keep_fd_open(int fd)
 
 int main(int argc, char **argv)
 {
-	struct config c = {60, 1200, STR_INIT, SMTPROUTES_INIT, STR_INIT,
-			   STR_INIT};
+	struct config c = {60, 1200, STR_INIT, SMTPROUTES_INIT,
+			   AUTHROUTES_INIT, STR_INIT, STR_INIT};
 	struct targets t = {NULL, 0, 0};
+	const struct authcred *cred;
+	static struct secret secret;
 	unsigned port;
 
 	log_init(argv[0]);
@@ -860,8 +996,11 @@ int main(int argc, char **argv)
 	if (chdir(home_dir()) < 0)
 		fail("ZUnable to switch to home directory. (#4.3.0)\n");
 	load_config(&c);
-	plan(&c, argv[1], &t, &port);
+	plan(&c, argv[1], argv[2], &t, &port, &cred);
+	make_secret(&secret, cred);
+	authroutes_free(&c.auth); /* wipes every secret but this one */
 	dns_close(&dns); /* no resolver socket may leak into the client */
-	deliver(&c, &t, port, (const char *const *)argv + 2, (size_t)argc - 2);
+	deliver(&c, &t, port, &secret, (const char *const *)argv + 2,
+		(size_t)argc - 2);
 	return 0;
 }

@@ -19,10 +19,18 @@
  * With implicit TLS (port 465) the connection is TLS from the start and
  * SSL_PROTOCOL is already in the environment.
  *
+ * AUTH: when RSMTP_AUTHFD names a descriptor, it holds "user\0password\0"
+ * from qmail-remote; it is read at start and closed. AUTH PLAIN is used
+ * when offered, else AUTH LOGIN, and only over TLS unless
+ * RSMTP_AUTHCLEARTEXT is "1". The credentials never reach a report: a
+ * reply that quotes them has them replaced, and every buffer that held
+ * them is wiped after the exchange.
+ *
  * Never sends a bare CR or a bare LF: every line ends in CRLF, so a
  * message can never end early at a careless receiver (SMTP smuggling).
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +38,15 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "auth/base64.h"
+#include "auth/sasl.h"
 #include "lib/buf.h"
 #include "lib/env.h"
 #include "lib/exitcode.h"
+#include "lib/fd.h"
 #include "lib/log.h"
 #include "lib/str.h"
+#include "remote/authroute.h"
 #include "smtp/reply.h"
 #include "smtp/ucspitls.h"
 
@@ -43,6 +55,7 @@
 
 struct caps {
 	int esmtp, pipelining, eightbitmime, smtputf8, starttls;
+	int auth_plain, auth_login;
 	int has_size;
 	unsigned long long size; /* 0: no limit announced */
 };
@@ -59,6 +72,15 @@ static const char *sender;
 static char **rcpts;
 static int nrcpts;
 static struct str report; /* recipient reports, then the final one */
+
+/* The credentials from qmail-remote: "user\0password\0". */
+static struct {
+	char data[2 * AUTHCRED_MAX + 3];
+	size_t ulen, plen;
+	int present, cleartext;
+} cred;
+/* Set when there were credentials but no AUTH: said in rejections. */
+static struct str auth_note;
 
 /* --- reports --- */
 
@@ -299,6 +321,20 @@ static void send_message(void)
 
 /* --- the dialogue --- */
 
+static void parse_auth(const char *p, struct caps *c)
+{
+	while (*p) {
+		size_t n = strcspn(p, " ");
+		if (n == 5 && strncasecmp(p, "PLAIN", 5) == 0)
+			c->auth_plain = 1;
+		else if (n == 5 && strncasecmp(p, "LOGIN", 5) == 0)
+			c->auth_login = 1;
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+}
+
 static void parse_caps(const struct smtp_reply *r, struct caps *c)
 {
 	size_t pos = 0;
@@ -325,6 +361,9 @@ static void parse_caps(const struct smtp_reply *r, struct caps *c)
 			c->smtputf8 = 1;
 		else if (klen == 8 && strncasecmp(kw, "STARTTLS", 8) == 0)
 			c->starttls = 1;
+		else if (strncasecmp(kw, "AUTH", 4) == 0 &&
+			 (kw[4] == ' ' || kw[4] == '='))
+			parse_auth(kw + 5, c); /* "AUTH=" from old servers */
 		else if (klen == 4 && strncasecmp(kw, "SIZE", 4) == 0) {
 			c->has_size = 1;
 			unsigned long long v = 0;
@@ -417,6 +456,244 @@ static void starttls(struct ucspitls *t, struct caps *c, int required)
 	hello(c);
 }
 
+/* --- AUTH (RFC 4954) --- */
+
+static void wipe_credentials(void)
+{
+	sasl_wipe(&cred, sizeof cred);
+}
+
+static _Noreturn void bad_credentials(void)
+{
+	wipe_credentials();
+	add_report('Z',
+		   "Unable to read the AUTH credentials from "
+		   "qmail-remote. (#4.3.0)",
+		   NULL, NULL);
+	finish();
+}
+
+/* "user\0password\0" from the descriptor RSMTP_AUTHFD names, which is
+ * closed afterwards. qmail-remote wrote it all before we started, so
+ * the wait is only for a descriptor that is not what it should be. */
+static void read_credentials(void)
+{
+	const char *v = env_get("RSMTP_AUTHFD");
+	const char *clear = env_get("RSMTP_AUTHCLEARTEXT");
+	size_t len = 0;
+	int fd;
+
+	if (!v)
+		return;
+	fd = fd_parse(v);
+	if (fd < 3 || fd == 6 || fd == 7)
+		bad_credentials();
+	while (len < sizeof cred.data) {
+		struct pollfd p = {fd, POLLIN, 0};
+		int ready = poll(&p, 1, 10000);
+		ssize_t n = 0;
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready > 0)
+			n = read(fd, cred.data + len, sizeof cred.data - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0 || n < 0) {
+			close(fd);
+			bad_credentials();
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	cred.ulen = strnlen(cred.data, len);
+	if (cred.ulen == 0 || cred.ulen >= len || len == sizeof cred.data)
+		bad_credentials();
+	cred.plen = strnlen(cred.data + cred.ulen + 1, len - cred.ulen - 1);
+	if (cred.ulen + cred.plen + 2 != len)
+		bad_credentials();
+	cred.present = 1;
+	cred.cleartext = clear && strcmp(clear, "1") == 0;
+}
+
+/* The relay as named in reports: printable ASCII only. */
+static const char *relay_name(void)
+{
+	static char name[256];
+	const char *h = host && *host ? host : ip;
+	size_t i = 0;
+
+	for (; h[i] && i + 1 < sizeof name; i++)
+		name[i] = (unsigned char)h[i] < 33 || (unsigned char)h[i] > 126
+			      ? '?'
+			      : h[i];
+	name[i] = '\0';
+	return name;
+}
+
+/* Does the reply text at p hold secret, as the reply reader shows it
+ * (each byte outside printable ASCII as '?')? */
+static int quoted_at(const char *p, const char *secret, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)secret[i];
+		if (p[i] != ((c < 32 || c > 126) ? '?' : (char)c))
+			return 0;
+	}
+	return 1;
+}
+
+/* A server may quote what it was sent: no copy of a secret may reach a
+ * report through its reply. */
+static void scrub(struct str *text, const char *secret, size_t n)
+{
+	struct str out = STR_INIT;
+	size_t i = 0;
+
+	if (n == 0)
+		return;
+	while (i < text->len) {
+		if (text->len - i >= n && quoted_at(text->s + i, secret, n)) {
+			if (str_appends(&out, "[hidden]") < 0)
+				log_nomem();
+			i += n;
+		} else if (str_appendc(&out, text->s[i++]) < 0) {
+			log_nomem();
+		}
+	}
+	if (str_copystr(text, &out) < 0)
+		log_nomem();
+	str_free(&out);
+}
+
+/* One line that holds a secret: sent, then gone from our buffer. */
+static void send_secret(const char *prefix, const struct str *b64)
+{
+	puts_(prefix);
+	put(b64->s, b64->len);
+	puts_("\r\n");
+	flush();
+	sasl_wipe(outspace, sizeof outspace);
+}
+
+static void encode_secret(struct str *b64, const void *p, size_t n)
+{
+	if (b64_encode(b64, p, n) < 0) {
+		wipe_credentials();
+		log_nomem();
+	}
+}
+
+struct sent {
+	struct str first, second; /* the base64 lines we sent */
+};
+
+static void forget_sent(struct sent *s)
+{
+	str_wipe(&s->first);
+	str_wipe(&s->second);
+}
+
+/* What the server said to the last AUTH line; returns only on 235. */
+static void auth_outcome(struct smtp_reply *r, struct sent *s)
+{
+	struct str why = STR_INIT;
+
+	scrub(&r->text, cred.data + cred.ulen + 1, cred.plen);
+	scrub(&r->text, s->first.s, s->first.len);
+	scrub(&r->text, s->second.s, s->second.len);
+	forget_sent(s);
+	wipe_credentials();
+	if (r->code == 235)
+		return;
+	if (r->code == 334) {
+		/* It wants more than PLAIN or LOGIN take: give up on it. */
+		struct smtp_reply end = {0, STR_INIT, STR_INIT};
+		puts_("*\r\n");
+		flush();
+		get_reply(&end);
+		reply_free(&end);
+	}
+	quit();
+	if (str_copys(&why, "the relay ") < 0 ||
+	    str_appends(&why, relay_name()) < 0 ||
+	    str_appends(&why, r->code == 535 ? " rejected my user name or "
+					       "password. (#5.7.8)"
+			      : r->code / 100 == 5 ? " refused AUTH. (#5.7.0)"
+			      : r->code / 100 == 4
+				  ? " failed AUTH temporarily. (#4.7.0)"
+				  : " broke off the AUTH exchange. (#4.7.0)") <
+		0)
+		log_nomem();
+	final(r->code / 100 == 5 ? 'D' : 'Z', why.s, r);
+}
+
+static void auth_plain(void)
+{
+	char blob[sizeof cred.data + 1];
+	struct smtp_reply r = {0, STR_INIT, STR_INIT};
+	struct sent s = {STR_INIT, STR_INIT};
+	size_t n = cred.ulen + cred.plen + 2;
+
+	/* RFC 4616: authzid (empty), user, password, NUL-separated. */
+	blob[0] = '\0';
+	memcpy(blob + 1, cred.data, n - 1);
+	encode_secret(&s.first, blob, n);
+	sasl_wipe(blob, sizeof blob);
+	send_secret("AUTH PLAIN ", &s.first);
+	get_reply(&r);
+	auth_outcome(&r, &s);
+	reply_free(&r);
+}
+
+static void auth_login(void)
+{
+	struct smtp_reply r = {0, STR_INIT, STR_INIT};
+	struct sent s = {STR_INIT, STR_INIT};
+
+	puts_("AUTH LOGIN\r\n");
+	flush();
+	get_reply(&r);
+	if (r.code == 334) {
+		encode_secret(&s.first, cred.data, cred.ulen);
+		send_secret("", &s.first);
+		get_reply(&r);
+	}
+	if (r.code == 334) {
+		encode_secret(&s.second, cred.data + cred.ulen + 1, cred.plen);
+		send_secret("", &s.second);
+		get_reply(&r);
+	}
+	auth_outcome(&r, &s);
+	reply_free(&r);
+}
+
+/* AUTH when we have credentials and may use them here; when we do not
+ * use them, the reason goes into a rejection of the sender or a
+ * recipient, which is where a relay that wanted them says so. */
+static void authenticate(const struct caps *c, int encrypted)
+{
+	const char *why = NULL;
+
+	if (!cred.present)
+		return;
+	if (!encrypted && !cred.cleartext)
+		why = "the connection is not encrypted, and the route does "
+		      "not allow AUTH in cleartext";
+	else if (c->auth_plain)
+		auth_plain();
+	else if (c->auth_login)
+		auth_login();
+	else
+		why = "the server offers neither AUTH PLAIN nor AUTH LOGIN";
+	wipe_credentials();
+	if (why && (str_copys(&auth_note, " (I did not authenticate: ") < 0 ||
+		    str_appends(&auth_note, why) < 0 ||
+		    str_appends(&auth_note, ".)") < 0))
+		log_nomem();
+}
+
 static void mail_command(const struct caps *c, const struct message *m,
 			 int utf8)
 {
@@ -472,6 +749,7 @@ int main(int argc, char **argv)
 		timeout = 1200; /* never "wait forever" */
 	buf_init(&in, 6, inspace, sizeof inspace, (unsigned)timeout);
 	buf_init(&out, 7, outspace, sizeof outspace, (unsigned)timeout);
+	read_credentials();
 
 	/* The greeting decides whether this address is worth it at all. */
 	if (reply_read(&in, &r) != REPLY_OK)
@@ -507,6 +785,7 @@ int main(int argc, char **argv)
 	} else if (!policy || strcmp(policy, "off") != 0) {
 		starttls(&tls, &caps, required);
 	}
+	authenticate(&caps, implicit || tls.active);
 
 	int utf8 = m.header_8bit || has_8bit(sender);
 	for (int i = 0; i < nrcpts; i++)
@@ -552,7 +831,11 @@ int main(int argc, char **argv)
 			reply_free(&skip);
 		}
 		quit();
-		final(r.code / 100 == 5 ? 'D' : 'Z', "sender was rejected.", &r);
+		struct str why = STR_INIT;
+		if (str_copys(&why, "sender was rejected.") < 0 ||
+		    str_append(&why, auth_note.s, auth_note.len) < 0)
+			log_nomem();
+		final(r.code / 100 == 5 ? 'D' : 'Z', why.s, &r);
 	}
 	int accepted = 0, temporary = 0;
 	for (int i = 0; i < nrcpts; i++) {
@@ -576,8 +859,11 @@ int main(int argc, char **argv)
 		} else {
 			if (r.code / 100 != 5)
 				temporary++;
-			add_report(r.code / 100 == 5 ? 'h' : 's', t.s,
-				   " does not like recipient.", &r);
+			if (str_appends(&t, " does not like recipient.") < 0 ||
+			    str_append(&t, auth_note.s, auth_note.len) < 0)
+				log_nomem();
+			add_report(r.code / 100 == 5 ? 'h' : 's', t.s, NULL,
+				   &r);
 		}
 		str_free(&t);
 	}

@@ -146,8 +146,19 @@ int main(int argc, char **argv)
 	if (tlsenv_from_tcp() < 0)
 		log_nomem();
 	const char *name = server_name(namebuf, sizeof namebuf);
-	if (tlsconf_client(&conf, o.require, err, sizeof err) < 0)
-		log_fatal(EXIT_TEMP, "%s", err);
+	if (tlsconf_client(&conf, o.require, err, sizeof err) < 0) {
+		if (!o.delayed)
+			log_fatal(EXIT_TEMP, "%s", err);
+		/* Delayed mode leaves the choice to the application: with
+		 * no TLS descriptors it sees TLS as unavailable, and goes on
+		 * in cleartext or gives up, as its policy says. */
+		log_warn("%s: running %s without TLS", err, o.prog[0]);
+		env_unset("SSLCTLFD");
+		env_unset("SSLREADFD");
+		env_unset("SSLWRITEFD");
+		execvp(o.prog[0], o.prog);
+		log_fatal_sys(EXIT_TEMP, "unable to run %s", o.prog[0]);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (tlsapp_start(&app, o.prog, &none,
 			 o.delayed ? TLSMODE_DELAYED : TLSMODE_IMMEDIATE, 6, 7,

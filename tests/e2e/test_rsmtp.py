@@ -11,10 +11,12 @@ A known bug in the client is a strict xfail that says what is wrong, so
 the test starts to count the moment the bug is fixed.
 """
 
+import base64
 import fcntl
 import os
 import pathlib
 import select
+import socket
 import subprocess
 import tempfile
 import time
@@ -57,11 +59,12 @@ class Result:
         self.elapsed = None
 
 
-def reserve_fds_6_and_7():
-    """Keeps fds 6 and 7 open in this process: subprocess marks pass_fds
-    inheritable before preexec_fn runs and fails on a closed one, and a
-    free 6 or 7 could be handed to a pipe that the child then loses."""
-    for fd in (6, 7):
+def reserve_fds_6_and_7(*more):
+    """Keeps fds 6 and 7 (and more) open in this process: subprocess
+    marks pass_fds inheritable before preexec_fn runs and fails on a
+    closed one, and a free 6 or 7 could be handed to a pipe that the
+    child then loses."""
+    for fd in (6, 7) + more:
         try:
             os.fstat(fd)
         except OSError:
@@ -159,6 +162,9 @@ def play(server, proc, script, settle, give_up):
     for expect, reply in script:
         if expect is not None:
             server.expect(expect)
+        if callable(reply):  # a step of the test's own, e.g. TLS
+            reply(server)
+            continue
         if reply in (CLOSE, SILENT, STALL):
             started = time.monotonic()
             if reply == CLOSE:
@@ -180,13 +186,16 @@ def play(server, proc, script, settle, give_up):
     proc.wait(timeout=give_up)
 
 
-def spawn(argv, env, message, client_in, client_out, log_path):
+def spawn(argv, env, message, client_in, client_out, log_path, extra_fds):
     """Starts the client with fd 0 a file holding message, fds 6 and 7
-    the given pipe ends, stdout a pipe and stderr the log."""
+    the given pipe ends (and each target of extra_fds its source), stdout
+    a pipe and stderr the log."""
 
     def preexec():
         os.dup2(client_in, 6)
         os.dup2(client_out, 7)
+        for target, source in extra_fds.items():
+            os.dup2(source, target)
 
     full_env = {"PATH": "/usr/bin:/bin"}
     full_env.update(qmtest.SANITIZER_ENV)
@@ -200,18 +209,21 @@ def spawn(argv, env, message, client_in, client_out, log_path):
             stdout=subprocess.PIPE, stderr=stderr,
             env={os.fsencode(k): os.fsencode(v)
                  for k, v in full_env.items()},
-            preexec_fn=preexec, pass_fds=(6, 7))
+            preexec_fn=preexec, pass_fds=(6, 7, *extra_fds))
 
 
 def run_rsmtp(script, message, sender, rcpts, env, log_path=None,
-              settle=0.0, args=None):
+              settle=0.0, args=None, extra_fds=None):
     """Runs qmail-rsmtp against script; returns a Result.
 
     script is a list of (bytes the client must send next, or None;
-    the server's reply bytes, or CLOSE, SILENT or STALL). settle waits
-    that long before each reply, so a snapshot shows whether the client
-    sent more than it should have before the answer."""
-    reserve_fds_6_and_7()
+    the server's reply bytes, or CLOSE, SILENT or STALL, or a function
+    called with the Server). settle waits that long before each reply,
+    so a snapshot shows whether the client sent more than it should
+    have before the answer. extra_fds maps descriptors of the client to
+    descriptors here (10 or above), which stay the caller's."""
+    extra_fds = extra_fds or {}
+    reserve_fds_6_and_7(*extra_fds)
     result = Result()
     timeout = int(env.get("RSMTP_TIMEOUT", "1200"))
     give_up = min(timeout, 60) + 10
@@ -225,7 +237,7 @@ def run_rsmtp(script, message, sender, rcpts, env, log_path=None,
         started = time.monotonic()
         try:
             proc = spawn(argv, env, message, client_in, client_out,
-                         log_path)
+                         log_path, extra_fds)
         finally:
             os.close(client_in)
             os.close(client_out)
@@ -333,12 +345,12 @@ def rsmtp(qm_logbook):
     the client's stderr goes to the test's log book."""
 
     def run(script, message=MESSAGE, sender=SENDER, rcpts=(RCPT,),
-            settle=0.0, args=None, env=None, **extra):
+            settle=0.0, args=None, env=None, extra_fds=None, **extra):
         full = dict(ENV if env is None else env)
         full.update({k: str(v) for k, v in extra.items()})
         return run_rsmtp(script, message, sender, rcpts, full,
                          log_path=qm_logbook.new("qmail-rsmtp"),
-                         settle=settle, args=args)
+                         settle=settle, args=args, extra_fds=extra_fds)
 
     return run
 
@@ -968,3 +980,358 @@ def test_partial_last_line_is_never_sent(rsmtp, message):
     script = [(None, GREETING), (QUIT, BYE)]
     result = rsmtp(script, message=message)
     check(result, 0, PARTIAL, QUIT)
+
+
+# ---- AUTH (RFC 4954) ----
+#
+# The credentials come on a descriptor (RSMTP_AUTHFD), as qmail-remote
+# passes them; TLS is played by the test as the UCSPI-TLS program would:
+# it takes the client's "Y" on SSLCTLFD, hands it new descriptors for the
+# encrypted channel (here plain pipes) and the SSL_* block.
+
+AUTH_USER = "relay-user"
+AUTH_PASS = "s3cret p\u00e4ss:|word"
+AUTH_FD, TLS_CTL_FD, TLS_READ_FD, TLS_WRITE_FD = 8, 3, 4, 5
+STARTTLS = b"STARTTLS\r\n"
+READY = b"220 ready for TLS\r\n"
+AUTHED = b"235 2.7.0 Authentication successful\r\n"
+NEED_AUTH = b"530 5.7.0 Authentication required\r\n"
+
+
+def b64(data):
+    return base64.b64encode(data.encode() if isinstance(data, str)
+                            else data)
+
+
+PLAIN_CMD = (b"AUTH PLAIN " + b64(f"\0{AUTH_USER}\0{AUTH_PASS}") + b"\r\n")
+LOGIN_STEPS = [(b"AUTH LOGIN\r\n", b"334 VXNlcm5hbWU6\r\n"),
+               (b64(AUTH_USER) + b"\r\n", b"334 UGFzc3dvcmQ6\r\n"),
+               (b64(AUTH_PASS) + b"\r\n", AUTHED)]
+
+
+class Descriptors:
+    """Descriptors handed to the client, closed at the end of the test."""
+
+    def __init__(self):
+        self.mine = []
+
+    def high(self, fd):
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+        os.close(fd)
+        self.mine.append(moved)
+        return moved
+
+    def secret(self, data):
+        """A pipe holding data, its writing end closed: the read end."""
+        r, w = os.pipe()
+        os.write(w, data)
+        os.close(w)
+        return self.high(r)
+
+    def close_now(self, fd):
+        """Closes one of ours, e.g. a client's end once the client has
+        it: while we hold it, the client's exit shows no EOF."""
+        self.mine.remove(fd)
+        os.close(fd)
+
+    def close(self):
+        for fd in self.mine:
+            os.close(fd)
+        self.mine = []
+
+
+@pytest.fixture
+def fds():
+    d = Descriptors()
+    yield d
+    d.close()
+
+
+class FakeTls:
+    """The UCSPI-TLS program's part: after the client's 'Y' the server
+    side moves to new pipes, and the client gets SSL_PROTOCOL."""
+
+    def __init__(self, fds):
+        self.fds = fds
+        ctl_client, self.ctl = socket.socketpair()
+        self.ctl_client = fds.high(os.dup(ctl_client.fileno()))
+        ctl_client.close()
+        r, self.to_client = os.pipe()
+        self.from_client, w = os.pipe()
+        self.client_read = fds.high(r)
+        self.client_write = fds.high(w)
+
+    def extra_fds(self):
+        return {TLS_CTL_FD: self.ctl_client, TLS_READ_FD: self.client_read,
+                TLS_WRITE_FD: self.client_write}
+
+    def env(self):
+        return {"SSLCTLFD": str(TLS_CTL_FD), "SSLREADFD": str(TLS_READ_FD),
+                "SSLWRITEFD": str(TLS_WRITE_FD), "RSMTP_TLS": "try"}
+
+    def __call__(self, server):
+        for fd in (self.ctl_client, self.client_read, self.client_write):
+            self.fds.close_now(fd)
+        self.ctl.settimeout(STEP_WAIT)
+        assert self.ctl.recv(1) == b"Y"
+        server.hang_up_sending()
+        server.hang_up_reading()
+        server.from_client, server.to_client = (self.from_client,
+                                                self.to_client)
+        self.ctl.sendall(b"SSL_PROTOCOL=TLSv1.3\0SSL_CIPHER=TEST\0\0")
+        self.ctl.close()
+
+
+def auth_env(fds, user=AUTH_USER, password=AUTH_PASS, raw=None, **more):
+    data = raw if raw is not None else (user + "\0" + password + "\0").encode()
+    env = dict(ENV, RSMTP_AUTHFD=str(AUTH_FD))
+    env.update(more)
+    return env, {AUTH_FD: fds.secret(data)}
+
+
+def after_tls(tls, *caps):
+    return opening("STARTTLS") + [(STARTTLS, READY), (None, tls),
+                                  (EHLO, ehlo_reply(*caps))]
+
+
+def envelope_and_data():
+    return [(MAIL, OK), (rcpt_cmd(RCPT), OK), (DATA, GO), (WIRE, QUEUED),
+            (QUIT, BYE)]
+
+
+def run_auth(rsmtp, fds, script_for, tls=True, settle=0.0, **env_more):
+    """script_for(the fake TLS, or None) -> script; env_more goes to
+    auth_env."""
+    fake = FakeTls(fds) if tls else None
+    env, extra = auth_env(fds, **env_more)
+    if fake:
+        env.update(fake.env())
+        extra.update(fake.extra_fds())
+    script = script_for(fake)
+    result = rsmtp(script, env=env, extra_fds=extra, settle=settle)
+    return result, script
+
+
+def no_secret_in(result):
+    for blob in (AUTH_PASS.encode(), b64(AUTH_PASS),
+                 b64(f"\0{AUTH_USER}\0{AUTH_PASS}")):
+        assert blob not in result.report
+
+
+def test_auth_plain_offered_only_after_starttls(rsmtp, fds):
+    """The first EHLO offers no AUTH; the one after TLS does, and AUTH
+    PLAIN goes with an initial response, before MAIL."""
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, "AUTH PLAIN LOGIN")
+        + [(PLAIN_CMD, AUTHED)] + envelope_and_data())
+    check(result, 0, RCPT_ACCEPTED + delivered(), joined(script))
+    assert result.transcript.index(STARTTLS) < result.transcript.index(
+        b"AUTH")
+    no_secret_in(result)
+
+
+@pytest.mark.parametrize("cap", ["AUTH LOGIN", "AUTH=LOGIN", "auth login",
+                                 "AUTH CRAM-MD5 LOGIN"])
+def test_auth_login_when_plain_is_not_offered(rsmtp, fds, cap):
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, cap) + LOGIN_STEPS
+        + envelope_and_data())
+    check(result, 0, RCPT_ACCEPTED + delivered(), joined(script))
+
+
+def test_auth_plain_is_preferred_and_never_cram_md5(rsmtp, fds):
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, "AUTH CRAM-MD5 LOGIN PLAIN")
+        + [(PLAIN_CMD, AUTHED)] + envelope_and_data())
+    check(result, 0, RCPT_ACCEPTED + delivered(), joined(script))
+
+
+def test_auth_with_pipelining(rsmtp, fds):
+    """AUTH is never pipelined; the envelope after it is."""
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, "PIPELINING", "AUTH PLAIN")
+        + [(PLAIN_CMD, AUTHED),
+           (MAIL + rcpt_cmd(RCPT) + DATA, OK + OK + GO),
+           (WIRE, QUEUED), (QUIT, BYE)], settle=0.1)
+    check(result, 0, RCPT_ACCEPTED + delivered(), joined(script))
+    assert result.snapshots[4].endswith(PLAIN_CMD)  # nothing after it
+
+
+def auth_failure(kind, text, said):
+    return final(kind, f"the relay {HOST} {text}", said)
+
+
+@pytest.mark.parametrize("reply,kind,text", [
+    ("535 5.7.8 Error: authentication failed", "D",
+     "rejected my user name or password. (#5.7.8)"),
+    ("454 4.7.0 Temporary authentication failure", "Z",
+     "failed AUTH temporarily. (#4.7.0)"),
+    ("421 4.3.2 going down", "Z", "failed AUTH temporarily. (#4.7.0)"),
+    ("504 5.5.4 Unrecognized authentication type", "D",
+     "refused AUTH. (#5.7.0)"),
+    ("534 5.7.9 Authentication mechanism is too weak", "D",
+     "refused AUTH. (#5.7.0)"),
+    ("250 what?", "Z", "broke off the AUTH exchange. (#4.7.0)"),
+], ids=["535", "454", "421", "504", "534", "250"])
+def test_auth_plain_replies(rsmtp, fds, reply, kind, text):
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, "AUTH PLAIN")
+        + [(PLAIN_CMD, reply.encode() + b"\r\n"), (QUIT, BYE)])
+    check(result, 0, auth_failure(kind, text, reply), joined(script))
+
+
+@pytest.mark.parametrize("step", [0, 1, 2])
+def test_auth_login_rejected_at_each_step(rsmtp, fds, step):
+    steps = LOGIN_STEPS[:step] + [(LOGIN_STEPS[step][0],
+                                   b"535 5.7.8 no\r\n"), (QUIT, BYE)]
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, "AUTH LOGIN") + steps)
+    check(result, 0, auth_failure(
+        "D", "rejected my user name or password. (#5.7.8)",
+        "535 5.7.8 no"), joined(script))
+
+
+def test_auth_login_454_is_temporary(rsmtp, fds):
+    steps = LOGIN_STEPS[:2] + [(LOGIN_STEPS[2][0], b"454 4.7.0 later\r\n"),
+                               (QUIT, BYE)]
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, "AUTH LOGIN") + steps)
+    check(result, 0, auth_failure(
+        "Z", "failed AUTH temporarily. (#4.7.0)", "454 4.7.0 later"),
+        joined(script))
+
+
+def test_auth_challenge_after_plain_is_cancelled(rsmtp, fds):
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, "AUTH PLAIN")
+        + [(PLAIN_CMD, b"334 \r\n"), (b"*\r\n", b"501 cancelled\r\n"),
+           (QUIT, BYE)])
+    check(result, 0, auth_failure(
+        "Z", "broke off the AUTH exchange. (#4.7.0)", "334 "),
+        joined(script))
+
+
+def test_a_reply_quoting_the_secret_is_scrubbed(rsmtp, fds):
+    quoted = (b"535 you sent " + b64(f"\0{AUTH_USER}\0{AUTH_PASS}") +
+              b" and " + AUTH_PASS.encode() + b"\r\n")
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, "AUTH PLAIN")
+        + [(PLAIN_CMD, quoted), (QUIT, BYE)])
+    check(result, 0, auth_failure(
+        "D", "rejected my user name or password. (#5.7.8)",
+        "535 you sent [hidden] and [hidden]"), joined(script))
+    no_secret_in(result)
+
+
+def test_login_reply_quoting_the_secret_is_scrubbed(rsmtp, fds):
+    quoted = b"535 bad " + b64(AUTH_PASS) + b"\r\n"
+    steps = LOGIN_STEPS[:2] + [(LOGIN_STEPS[2][0], quoted), (QUIT, BYE)]
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, "AUTH LOGIN") + steps)
+    check(result, 0, auth_failure(
+        "D", "rejected my user name or password. (#5.7.8)",
+        "535 bad [hidden]"), joined(script))
+    no_secret_in(result)
+
+
+NOT_ENCRYPTED = (" (I did not authenticate: the connection is not "
+                 "encrypted, and the route does not allow AUTH in "
+                 "cleartext.)")
+NOT_OFFERED = (" (I did not authenticate: the server offers neither AUTH "
+               "PLAIN nor AUTH LOGIN.)")
+
+
+def test_no_auth_in_cleartext_and_the_530_says_why(rsmtp, fds):
+    """No TLS program: the credentials stay unused, and when the relay
+    then refuses the sender, the report says why."""
+    result, script = run_auth(
+        rsmtp, fds, lambda t: opening("AUTH PLAIN LOGIN")
+        + [(MAIL, NEED_AUTH), (QUIT, BYE)], tls=False)
+    check(result, 0, final("D", "sender was rejected." + NOT_ENCRYPTED,
+                           NEED_AUTH.decode().strip()), joined(script))
+    assert b"AUTH" not in result.transcript
+
+
+def test_no_auth_in_cleartext_when_starttls_is_refused(rsmtp, fds):
+    fake = FakeTls(fds)
+    env, extra = auth_env(fds)
+    env.update(fake.env())
+    extra.update(fake.extra_fds())
+    script = opening("STARTTLS", "AUTH PLAIN") + [
+        (STARTTLS, b"454 TLS not available\r\n"), (MAIL, OK),
+        (rcpt_cmd(RCPT), b"554 5.7.1 Relay access denied\r\n"),
+        (QUIT, BYE)]
+    result = rsmtp(script, env=env, extra_fds=extra)
+    check(result, 0, rcpt_report(
+        "h", "554 5.7.1 Relay access denied").replace(
+            b" does not like recipient.",
+            b" does not like recipient." + NOT_ENCRYPTED.encode())
+        + final("D", "no recipient was accepted."), joined(script))
+
+
+def test_relay_without_auth_may_still_take_the_mail(rsmtp, fds):
+    result, script = run_auth(
+        rsmtp, fds, lambda t: opening("AUTH PLAIN") + envelope_and_data(),
+        tls=False)
+    check(result, 0, RCPT_ACCEPTED + delivered(), joined(script))
+
+
+def test_cleartext_allowed_by_the_route(rsmtp, fds):
+    result, script = run_auth(
+        rsmtp, fds, lambda t: opening("AUTH PLAIN")
+        + [(PLAIN_CMD, AUTHED)] + envelope_and_data(), tls=False,
+        RSMTP_AUTHCLEARTEXT="1")
+    check(result, 0, RCPT_ACCEPTED + delivered(), joined(script))
+
+
+def test_implicit_tls_counts_as_encrypted(rsmtp, fds):
+    result, script = run_auth(
+        rsmtp, fds, lambda t: opening("AUTH PLAIN")
+        + [(PLAIN_CMD, AUTHED)] + envelope_and_data(), tls=False,
+        SSL_PROTOCOL="TLSv1.3")
+    check(result, 0, RCPT_ACCEPTED + delivered(), joined(script))
+
+
+@pytest.mark.parametrize("caps", [(), ("AUTH CRAM-MD5",), ("AUTH",)],
+                         ids=["none", "cram-md5", "empty"])
+def test_no_usable_mechanism(rsmtp, fds, caps):
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, *caps)
+        + [(MAIL, NEED_AUTH), (QUIT, BYE)])
+    check(result, 0, final("D", "sender was rejected." + NOT_OFFERED,
+                           NEED_AUTH.decode().strip()), joined(script))
+
+
+def test_no_credentials_means_no_auth(rsmtp):
+    script = plain_dialogue(caps=("AUTH PLAIN LOGIN",))
+    result = rsmtp(script)
+    check(result, 0, RCPT_ACCEPTED + delivered(), joined(script))
+
+
+BAD_CREDENTIALS = (b"ZUnable to read the AUTH credentials from qmail-remote. "
+                   b"(#4.3.0)\0")
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"user", b"user\0", b"\0password\0", b"user\0password",
+    b"user\0pass\0extra", b"u" * 2000 + b"\0p\0"],
+    ids=["empty", "no-nul", "no-password", "no-user", "no-final-nul",
+         "trailing", "too-long"])
+def test_malformed_credentials(rsmtp, fds, raw):
+    env, extra = auth_env(fds, raw=raw)
+    result = rsmtp([(None, GREETING)], env=env, extra_fds=extra)
+    check(result, 0, BAD_CREDENTIALS, b"")
+
+
+@pytest.mark.parametrize("value", ["x", "6", "2", "-1", "99"])
+def test_credentials_descriptor_that_is_not_one(rsmtp, value):
+    result = rsmtp([(None, GREETING)], RSMTP_AUTHFD=value)
+    check(result, 0, BAD_CREDENTIALS, b"")
+
+
+def test_empty_password_is_sent(rsmtp, fds):
+    plain = b"AUTH PLAIN " + b64(f"\0{AUTH_USER}\0") + b"\r\n"
+    result, script = run_auth(
+        rsmtp, fds, lambda t: after_tls(t, "AUTH PLAIN")
+        + [(plain, AUTHED)] + envelope_and_data(), password="")
+    check(result, 0, RCPT_ACCEPTED + delivered(), joined(script))
