@@ -408,11 +408,27 @@ static void hello(struct caps *c)
 	reply_free(&r);
 }
 
+/* With TLS required, a certificate that did not verify ends the attempt,
+ * saying why (the chain error, or the name that did not match). */
+static void check_verified(int required)
+{
+	const char *verify = env_get("SSL_SERVER_VERIFY");
+	struct str why = STR_INIT;
+
+	if (!required || (verify && strcmp(verify, "SUCCESS") == 0))
+		return;
+	if (str_copys(&why, "its certificate did not verify: ") < 0 ||
+	    str_appends(&why, verify ? verify : "no result") < 0 ||
+	    str_appends(&why, ". (#4.7.5)") < 0)
+		log_nomem();
+	quit();
+	final('Z', why.s, NULL);
+}
+
 /* STARTTLS, then EHLO again with only the new capabilities. */
 static void starttls(struct ucspitls *t, struct caps *c, int required)
 {
 	struct smtp_reply r = {0, STR_INIT, STR_INIT};
-	const char *verify;
 
 	if (!c->starttls || !ucspitls_available(t)) {
 		if (!required)
@@ -442,16 +458,7 @@ static void starttls(struct ucspitls *t, struct caps *c, int required)
 			_exit(EXIT_TLS_FAILED);
 		final('Z', "the TLS handshake failed. (#4.7.0)", NULL);
 	}
-	verify = env_get("SSL_SERVER_VERIFY");
-	if (required && (!verify || strcmp(verify, "SUCCESS") != 0)) {
-		struct str why = STR_INIT;
-		if (str_copys(&why, "its certificate did not verify: ") < 0 ||
-		    str_appends(&why, verify ? verify : "no result") < 0 ||
-		    str_appends(&why, ". (#4.7.5)") < 0)
-			log_nomem();
-		quit();
-		final('Z', why.s, NULL);
-	}
+	check_verified(required);
 	reply_free(&r);
 	hello(c);
 }
@@ -776,12 +783,7 @@ int main(int argc, char **argv)
 	ucspitls_init(&tls);
 	tls.policy = TLS_OFFERED; /* what to do is decided here, not there */
 	if (implicit) {
-		const char *verify = env_get("SSL_SERVER_VERIFY");
-		if (required && (!verify || strcmp(verify, "SUCCESS") != 0)) {
-			quit();
-			final('Z', "its certificate did not verify. (#4.7.5)",
-			      NULL);
-		}
+		check_verified(required);
 	} else if (!policy || strcmp(policy, "off") != 0) {
 		starttls(&tls, &caps, required);
 	}
