@@ -6,8 +6,8 @@
  * done, '!' failed. It only ever unlinks files named by a queue id, so a
  * confused caller cannot make it remove anything else. Commands:
  *   T<id>\0  the todo entry was processed: remove intd/<id>, todo/<id>
- *   D<id>\0  the message is finished: remove mess/<n>/<id>, intd/<id>,
- *            todo/<id>
+ *   D<id>\0  the message is finished: remove intd/<id>, todo/<id>,
+ *            then mess/<n>/<id> (last: its inode may be reused at once)
  * When idle it removes pid/ files older than 36 hours, which a killed
  * qmail-queue leaves behind.
  */
@@ -54,17 +54,20 @@ static int clean(const struct str *cmd)
 
 	if (parse_id(cmd, &id) < 0)
 		return -1;
-	if (cmd->s[0] == 'D') {
-		snprintf(fn, sizeof fn, "mess/%lu/%lu", id % AUTO_SPLIT, id);
-		if (unlink_missing_ok(fn) < 0)
-			return -1;
-	} else if (cmd->s[0] != 'T') {
+	if (cmd->s[0] != 'D' && cmd->s[0] != 'T')
 		return -1;
-	}
 	snprintf(fn, sizeof fn, "intd/%lu", id);
 	if (unlink_missing_ok(fn) < 0)
 		return -1;
 	snprintf(fn, sizeof fn, "todo/%lu", id);
+	if (unlink_missing_ok(fn) < 0)
+		return -1;
+	if (cmd->s[0] != 'D')
+		return 0;
+	/* The message file goes last: removing it frees its inode, and a
+	 * new message may take that number at once. Nothing named by the
+	 * id may be touched after that, or it would be the new message's. */
+	snprintf(fn, sizeof fn, "mess/%lu/%lu", id % AUTO_SPLIT, id);
 	return unlink_missing_ok(fn);
 }
 
