@@ -454,6 +454,10 @@ def test_tls_process_and_smtpd_ids(servers, instance, pki):
                 assert c.command("STARTTLS") == ["220 ready for tls"]
                 c.start_tls(tlskit.client_context(pki))
                 assert c.command("EHLO client.test")[0] == "250-example.test"
+            # The TLS process takes its ids just after forking the
+            # application, which may already have greeted us by then.
+            qmtest.wait_for(lambda: ids_now()[0]["Uid"] != [0] * 4,
+                            message="the TLS process to leave root")
             tls_ids, smtpd_ids = ids_now()
             assert tls_ids["Uid"] == [uid] * 4, phase
             assert tls_ids["Gid"] == [gid] * 4, phase
