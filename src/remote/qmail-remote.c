@@ -415,6 +415,12 @@ static void add_literal_or_addresses(struct targets *t, const char *name)
 {
 	struct dns_ip ip;
 
+	/* A relay written as a bare address, as qmail takes it: common in
+	 * smtproutes, and no name can look like one. */
+	if (dns_ip_parse(name, &ip) == 0) {
+		add_target(t, &ip, 0, name);
+		return;
+	}
 	switch (dns_literal(name, &ip)) {
 	case 1:
 		add_target(t, &ip, 0, name);

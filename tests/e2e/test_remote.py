@@ -802,6 +802,18 @@ def test_smtproutes_relay_may_be_our_own_address(sender, remote_mx):
     check_delivered(mx)
 
 
+def test_smtproutes_relay_as_a_bare_address(sender, dns, remote_mx):
+    """qmail takes a relay written without brackets as an address too;
+    it is never looked up in the DNS."""
+    mx = remote_mx("127.0.0.2")
+    need_rsmtp(sender)
+    sender.control("smtproutes", f"remote.test:127.0.0.2:{mx.port}\n")
+    out = report(run_remote(sender, "remote.test", dns=dns))
+    assert accepted_re("127.0.0.2").fullmatch(out), out
+    check_delivered(mx)
+    assert dns.queries() == []
+
+
 def test_smtproutes_relay_that_does_not_exist(sender, dns):
     sender.control("smtproutes", "remote.test:gone.test\n")
     out = report(run_remote(sender, "remote.test", dns=dns))
