@@ -11,7 +11,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +25,7 @@
 #include "lib/home.h"
 #include "lib/log.h"
 #include "lib/str.h"
-
-/* qmail-send refuses envelope files larger than this; so do we. */
-#define ENVELOPE_MAX ((size_t)64 << 20)
-#define FN_MAX 64
+#include "mail/queuefile.h"
 
 static struct buf out;
 static char outspace[BUF_SIZE];
@@ -74,71 +70,6 @@ static void warn_format(const char *fn, const char *why)
 	trouble = 1;
 }
 
-static int read_fd(int fd, struct str *data)
-{
-	char chunk[BUF_SIZE];
-
-	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof chunk);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			return 0;
-		if (data->len + (size_t)r > ENVELOPE_MAX) {
-			errno = EFBIG;
-			return -1;
-		}
-		if (str_append(data, chunk, (size_t)r) < 0)
-			return -1;
-	}
-}
-
-/* The whole file into data, its status into st. Returns 0, or -1 with
- * errno (ENOENT when the file is gone). */
-static int read_file(const char *fn, struct str *data, struct stat *st)
-{
-	int fd = open(fn, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	int r = -1;
-
-	str_clear(data);
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, st) < 0)
-		goto out;
-	if (!S_ISREG(st->st_mode)) {
-		errno = EINVAL;
-		goto out;
-	}
-	r = read_fd(fd, data);
-out:;
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return r;
-}
-
-static void fn_split(char *fn, const char *dir, unsigned long id)
-{
-	snprintf(fn, FN_MAX, "%s/%lu/%lu", dir, id % AUTO_SPLIT, id);
-}
-
-/* The next NUL-ended record at *pos, or NULL at the end. A torn last
- * record (no NUL yet) is not a record. */
-static const char *next_record(const struct str *data, size_t *pos, size_t *len)
-{
-	if (*pos >= data->len)
-		return NULL;
-	const char *rec = data->s + *pos;
-	const char *end = memchr(rec, 0, data->len - *pos);
-	if (!end)
-		return NULL;
-	*len = (size_t)(end - rec);
-	*pos += *len + 1;
-	return rec;
-}
-
 /* --- one message --- */
 
 enum shown { SHOWN = 0, GONE = 1, SKIPPED = -1 };
@@ -178,10 +109,10 @@ static void put_header(const struct message *m)
  * Returns 0, GONE, or -1 after a warning. */
 static int message_size(struct message *m, const char *owner)
 {
-	char fn[FN_MAX];
+	char fn[QUEUEFILE_NAME];
 	struct stat st;
 
-	fn_split(fn, "mess", m->id);
+	queuefile_split(fn, "mess", m->id);
 	if (stat(fn, &st) == 0) {
 		m->size = (unsigned long long)st.st_size;
 		return 0;
@@ -196,7 +127,7 @@ static int message_size(struct message *m, const char *owner)
 
 static void check_bounce(struct message *m)
 {
-	char fn[FN_MAX];
+	char fn[QUEUEFILE_NAME];
 	struct stat st;
 
 	snprintf(fn, sizeof fn, "bounce/%lu", m->id);
@@ -210,11 +141,11 @@ static void check_bounce(struct message *m)
  * recipient of that channel is done. Returns 0, or -1 after a warning. */
 static int read_channel(const char *chan, unsigned long id, struct str *data)
 {
-	char fn[FN_MAX];
+	char fn[QUEUEFILE_NAME];
 	struct stat st;
 
-	fn_split(fn, chan, id);
-	if (read_file(fn, data, &st) == 0)
+	queuefile_split(fn, chan, id);
+	if (queuefile_read(fn, data, &st) == 0)
 		return 0;
 	str_clear(data);
 	if (errno == ENOENT)
@@ -228,7 +159,7 @@ static void put_channel(const char *chan, const struct str *data)
 	size_t pos = 0, len;
 	const char *rec;
 
-	while ((rec = next_record(data, &pos, &len))) {
+	while ((rec = queuefile_record(data, &pos, &len))) {
 		if (len == 0 || (rec[0] != 'T' && rec[0] != 'D'))
 			continue; /* not a recipient: qmail-send skips it too */
 		out_str(rec[0] == 'D' ? "  done\t" : "  ");
@@ -250,7 +181,7 @@ static int parse_sender(const struct str *data, struct message *m)
 
 	if (data->len == 0 || data->s[data->len - 1] != 0)
 		return -1;
-	while ((rec = next_record(data, &pos, &len)))
+	while ((rec = queuefile_record(data, &pos, &len)))
 		if (len > 0 && rec[0] == 'F') {
 			m->sender = rec + 1;
 			m->senderlen = len - 1;
@@ -261,13 +192,13 @@ static int parse_sender(const struct str *data, struct message *m)
 
 static enum shown show_info(unsigned long id)
 {
-	char fn[FN_MAX];
+	char fn[QUEUEFILE_NAME];
 	struct str info = STR_INIT, chan[2] = {STR_INIT, STR_INIT};
 	struct message m = {.id = id};
 	enum shown result = SKIPPED;
 
-	fn_split(fn, "info", id);
-	if (read_file(fn, &info, &m.st) < 0) {
+	queuefile_split(fn, "info", id);
+	if (queuefile_read(fn, &info, &m.st) < 0) {
 		if (errno == ENOENT) {
 			result = GONE; /* delivered meanwhile */
 			goto out;
@@ -304,7 +235,7 @@ static void put_todo_recipients(const struct str *todo)
 	size_t pos = 0, len;
 	const char *rec;
 
-	while ((rec = next_record(todo, &pos, &len)))
+	while ((rec = queuefile_record(todo, &pos, &len)))
 		if (len > 0 && rec[0] == 'T') {
 			out_str("  rcpt\t");
 			out_visible(rec + 1, len - 1);
@@ -314,13 +245,13 @@ static void put_todo_recipients(const struct str *todo)
 
 static enum shown show_todo(unsigned long id)
 {
-	char fn[FN_MAX];
+	char fn[QUEUEFILE_NAME];
 	struct str todo = STR_INIT;
 	struct message m = {.id = id, .unprocessed = 1};
 	enum shown result = SKIPPED;
 
 	snprintf(fn, sizeof fn, "todo/%lu", id);
-	if (read_file(fn, &todo, &m.st) < 0) {
+	if (queuefile_read(fn, &todo, &m.st) < 0) {
 		if (errno == ENOENT)
 			result = GONE; /* processed meanwhile */
 		else
@@ -376,45 +307,21 @@ static void add_entry(unsigned long id)
 	entries[nentries++] = id;
 }
 
-static int parse_id(const char *s, unsigned long *id)
+static void add_if_id(void *arg, const char *dir, const struct dirent *de)
 {
-	unsigned long n = 0;
+	unsigned long id;
 
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		unsigned long digit = (unsigned long)(*s - '0');
-		if (n > (~0UL - digit) / 10)
-			return -1;
-		n = n * 10 + digit;
-	}
-	*id = n;
-	return 0;
+	(void)arg;
+	(void)dir;
+	if (queuefile_parse_id(de->d_name, &id) == 0)
+		add_entry(id);
 }
 
 static void scan_dir(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	unsigned long id;
-
-	if (!d)
-		log_fatal_sys(EXIT_TEMP, "unable to open %s/queue/%s",
-			      home_dir(), dir);
-	for (;;) {
-		errno = 0;
-		de = readdir(d);
-		if (!de)
-			break;
-		if (parse_id(de->d_name, &id) == 0)
-			add_entry(id);
-	}
-	if (errno)
+	if (queuefile_each(dir, add_if_id, NULL) < 0)
 		log_fatal_sys(EXIT_TEMP, "unable to read %s/queue/%s",
 			      home_dir(), dir);
-	closedir(d);
 }
 
 static int by_id(const void *a, const void *b)

@@ -7,10 +7,7 @@
  * change or remove a queue file.
  */
 #include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "auto.h"
@@ -18,46 +15,20 @@
 #include "lib/exitcode.h"
 #include "lib/home.h"
 #include "lib/log.h"
+#include "mail/queuefile.h"
 
-/* qmail counts regular files only; d_type may be unknown on some file
- * systems, and then lstat decides. A file removed meanwhile is simply
- * no longer in the queue. */
-static int is_regular(const char *dir, const struct dirent *de)
+static void count_regular(void *arg, const char *dir, const struct dirent *de)
 {
-	char path[512];
-	struct stat st;
-
-#ifdef DT_REG
-	if (de->d_type == DT_REG)
-		return 1;
-	if (de->d_type != DT_UNKNOWN && de->d_type != DT_LNK)
-		return 0;
-#endif
-	int n = snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-	if (n < 0 || (size_t)n >= sizeof path)
-		return 0; /* longer than any queue name: not a queue file */
-	return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+	if (queuefile_is_regular(dir, de))
+		++*(unsigned long *)arg;
 }
 
 static unsigned long count_files(const char *dir)
 {
 	unsigned long n = 0;
-	struct dirent *de;
-	DIR *d = opendir(dir);
 
-	if (!d)
-		log_fatal_sys(EXIT_TEMP, "unable to open queue/%s", dir);
-	for (;;) {
-		errno = 0;
-		de = readdir(d);
-		if (!de)
-			break;
-		if (is_regular(dir, de))
-			n++;
-	}
-	if (errno)
+	if (queuefile_each(dir, count_regular, &n) < 0)
 		log_fatal_sys(EXIT_TEMP, "unable to read queue/%s", dir);
-	closedir(d);
 	return n;
 }
 
