@@ -83,7 +83,7 @@ MANPAGES := $(wildcard doc/man/*.[1-8])
 LIBQM := $(BUILD)/libqm.a
 LIBQTLS := $(BUILD)/libqtls.a
 
-.PHONY: all check unit e2e run install clean deps fmt lint bench fuzz
+.PHONY: all check unit e2e run install clean deps fmt lint bench fuzz torture
 all: $(PROGS) $(TLS_PROGS) $(SCRIPT_BINS) $(UNIT_BINS)
 
 # Configuration compiled in; rewritten only when it changes.
@@ -161,12 +161,18 @@ bench: deps
 	$(MAKE) all
 	QM_BUILD=$(abspath $(BUILD)) $(PYTHON) bench/bench.py $(BENCH_ARGS)
 
+torture: deps
+	$(MAKE) all
+	QM_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/torture/torture.py $(TORTURE_ARGS)
+
 FUZZ_SECONDS ?= 60
 fuzz:
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+# INSTALL_ACCOUNT=name: every qmail account is that one (a test install).
 install: all
-	sh scripts/install.sh '$(BUILD)' '$(DESTDIR)' '$(PREFIX)' '$(SPLIT)'
+	sh scripts/install.sh '$(BUILD)' '$(DESTDIR)' '$(PREFIX)' '$(SPLIT)' \
+		'$(INSTALL_ACCOUNT)'
 
 fmt:
 	clang-format -i $(ALL_C) $(TLS_C) $(wildcard src/*/*.h) $(wildcard tests/unit/*.c)
