@@ -177,5 +177,10 @@ install: all
 fmt:
 	clang-format -i $(ALL_C) $(TLS_C) $(wildcard src/*/*.h) $(wildcard tests/unit/*.c)
 
+# cppcheck and clang-tidy with the build's preprocessor flags.
+lint: deps $(BUILD)/gen/auto.h
+	@sh scripts/lint.sh -std=c17 $(FEATURES) -Isrc -I$(BUILD)/gen \
+		$(CDB_CFLAGS) $(SSL_CFLAGS)
+
 clean:
 	rm -rf build build-san build-fuzz
