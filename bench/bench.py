@@ -1818,6 +1818,12 @@ def measure_disk(ctx):
     return results
 
 
+# bench/resources.py: the resource figures (`--only resources`).
+import resources  # noqa: E402
+
+resources.register(sys.modules[__name__])
+
+
 # ---- the driver ----
 
 

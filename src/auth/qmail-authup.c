@@ -135,13 +135,18 @@ static _Noreturn void input_failed(void)
 }
 
 /* One line into line, without its end. Returns 1, or 0 when it was too
- * long (line then holds its first bytes and the rest was skipped). */
+ * long (line then holds its first bytes and the rest was skipped). The
+ * whole line must arrive within the timeout: a per-read timeout alone
+ * lets a client keep its slot by sending a byte now and then. */
 static int get_line(struct str *line)
 {
 	flush();
 	str_clear(line);
+	/* Without a clock the per-read timeout still holds. */
+	(void)buf_setdeadline(&a.in, a.in.timeout);
 	int r = buf_getline(&a.in, line, '\n', AUTHCMD_LINE_MAX);
 	if (r == 1) {
+		buf_setdeadline(&a.in, 0);
 		str_truncate(line, authcmd_chomp(line->s, line->len));
 		return 1;
 	}
@@ -154,6 +159,7 @@ static int get_line(struct str *line)
 		finish(0);
 	if (r < 0)
 		input_failed();
+	buf_setdeadline(&a.in, 0);
 	return 0;
 }
 

@@ -2,9 +2,11 @@
  * buf.c: buffered descriptor I/O where every read and write has a deadline.
  *
  * Each single read() or write() may wait at most b->timeout seconds for the
- * descriptor to become ready. This module must never change the file status
- * flags of a descriptor (a socket may be shared with other processes), never
- * touch signal dispositions, never grow a buffer and never print anything.
+ * descriptor to become ready, and never past the buffer's deadline when it
+ * has one (a bound on a whole exchange, however slowly it trickles in).
+ * This module must never change the file status flags of a descriptor (a
+ * socket may be shared with other processes), never touch signal
+ * dispositions, never grow a buffer and never print anything.
  */
 #include "buf.h"
 
@@ -15,15 +17,19 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The start of one timed operation: its deadline is start + timeout. */
+/* The limits of one timed operation: start + timeout, and the absolute
+ * end set by buf_setdeadline, whichever comes first. */
 struct deadline {
 	struct timespec start;
 	unsigned timeout;
+	const struct timespec *end; /* NULL: none */
 };
 
-static void deadline_start(struct deadline *d, unsigned timeout)
+static void deadline_start(struct deadline *d, unsigned timeout,
+			   const struct timespec *end)
 {
 	d->timeout = timeout;
+	d->end = end;
 	d->start.tv_sec = 0;
 	d->start.tv_nsec = 0;
 	if (timeout && clock_gettime(CLOCK_MONOTONIC, &d->start) < 0) {
@@ -33,26 +39,51 @@ static void deadline_start(struct deadline *d, unsigned timeout)
 	}
 }
 
-/* Milliseconds left before the deadline, recomputed after each EINTR. */
+static int deadline_limited(const struct deadline *d)
+{
+	return d->timeout || d->end;
+}
+
+/* Milliseconds from a to b (negative when b is earlier). */
+static long long ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (long long)(b->tv_sec - a->tv_sec) * 1000 +
+	       (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/* Milliseconds left before the nearer limit, recomputed after each EINTR.
+ * Only called when deadline_limited(d). */
 static long long deadline_left_ms(const struct deadline *d)
 {
-	long long total = (long long)d->timeout * 1000;
 	struct timespec now;
+	int have_now = clock_gettime(CLOCK_MONOTONIC, &now) == 0;
+	long long left = LLONG_MAX;
 
-	if (d->start.tv_nsec < 0 || clock_gettime(CLOCK_MONOTONIC, &now) < 0)
-		return total;
-	long long elapsed = (long long)(now.tv_sec - d->start.tv_sec) * 1000 +
-			    (now.tv_nsec - d->start.tv_nsec) / 1000000;
-	if (elapsed < 0)
-		elapsed = 0;
-	return total - elapsed;
+	if (d->timeout) {
+		left = (long long)d->timeout * 1000;
+		if (d->start.tv_nsec >= 0 && have_now) {
+			long long elapsed = ms_between(&d->start, &now);
+			if (elapsed > 0)
+				left -= elapsed;
+		}
+	}
+	if (d->end) {
+		/* Without a clock now, an end that was set is taken as
+		 * reached: a limit must never become none. */
+		long long until = have_now ? ms_between(&now, d->end) : 0;
+		if (until < left)
+			left = until;
+	}
+	return left;
 }
 
 /*
  * Wait until fd is ready for `events`, an error or a hangup is reported, or
  * the deadline passes (ETIMEDOUT). A timeout of 0 waits without limit. Any
  * revents lets the caller go on: read() or write() then reports the EOF or
- * the error itself.
+ * the error itself. Once the deadline has passed, a descriptor that is
+ * ready at once still counts: a peer whose bytes have been waiting while
+ * we were busy elsewhere is not to blame for our delay.
  */
 static int wait_ready(int fd, short events, const struct deadline *d)
 {
@@ -63,10 +94,10 @@ static int wait_ready(int fd, short events, const struct deadline *d)
 	}
 	for (;;) {
 		long long left = -1;
-		if (d->timeout) {
+		if (deadline_limited(d)) {
 			left = deadline_left_ms(d);
-			if (left <= 0)
-				break;
+			if (left < 0)
+				left = 0; /* one look, without waiting */
 		}
 		int ms = left > INT_MAX ? INT_MAX : (int)left;
 		struct pollfd p = {.fd = fd, .events = events};
@@ -89,15 +120,22 @@ static int is_again(int e)
 	return e == EAGAIN || e == EWOULDBLOCK;
 }
 
-/* One read() of at most n bytes, waiting as the timeout allows. */
-static ssize_t timed_read(int fd, void *p, size_t n, unsigned timeout)
+/* The buffer's absolute end, for deadline_start. */
+static const struct timespec *end_of(const struct buf *b)
+{
+	return b->has_deadline ? &b->deadline : NULL;
+}
+
+/* One read() of at most n bytes, waiting as the limits allow. */
+static ssize_t timed_read(int fd, void *p, size_t n, unsigned timeout,
+			  const struct timespec *end)
 {
 	struct deadline d;
 
 	if (n > SSIZE_MAX)
 		n = SSIZE_MAX;
-	deadline_start(&d, timeout);
-	if (timeout && wait_ready(fd, POLLIN, &d) < 0)
+	deadline_start(&d, timeout, end);
+	if (deadline_limited(&d) && wait_ready(fd, POLLIN, &d) < 0)
 		return -1;
 	for (;;) {
 		ssize_t r = read(fd, p, n);
@@ -107,25 +145,26 @@ static ssize_t timed_read(int fd, void *p, size_t n, unsigned timeout)
 			return -1;
 		/* A non-blocking descriptor set up by someone else must be
 		 * waited for, or the loop would spin. */
-		if ((timeout || is_again(errno)) &&
+		if ((deadline_limited(&d) || is_again(errno)) &&
 		    wait_ready(fd, POLLIN, &d) < 0)
 			return -1;
 	}
 }
 
 /*
- * One write() of some of p. With a timeout, at most PIPE_BUF bytes go in
+ * One write() of some of p. With a limit, at most PIPE_BUF bytes go in
  * one call: POLLOUT promises room for that much on a pipe, so a blocking
  * descriptor cannot hold the write past the deadline.
  */
-static ssize_t timed_write(int fd, const void *p, size_t n, unsigned timeout)
+static ssize_t timed_write(int fd, const void *p, size_t n, unsigned timeout,
+			   const struct timespec *end)
 {
 	struct deadline d;
 
 	if (n > SSIZE_MAX)
 		n = SSIZE_MAX;
-	deadline_start(&d, timeout);
-	if (timeout) {
+	deadline_start(&d, timeout, end);
+	if (deadline_limited(&d)) {
 		if (wait_ready(fd, POLLOUT, &d) < 0)
 			return -1;
 		if (n > PIPE_BUF)
@@ -142,7 +181,7 @@ static ssize_t timed_write(int fd, const void *p, size_t n, unsigned timeout)
 		}
 		if (errno != EINTR && !is_again(errno))
 			return -1;
-		if ((timeout || is_again(errno)) &&
+		if ((deadline_limited(&d) || is_again(errno)) &&
 		    wait_ready(fd, POLLOUT, &d) < 0)
 			return -1;
 	}
@@ -150,11 +189,11 @@ static ssize_t timed_write(int fd, const void *p, size_t n, unsigned timeout)
 
 /* Write all of p; *done tells how much went out, also on failure. */
 static int write_all(int fd, const char *p, size_t n, unsigned timeout,
-		     size_t *done)
+		     const struct timespec *end, size_t *done)
 {
 	*done = 0;
 	while (*done < n) {
-		ssize_t w = timed_write(fd, p + *done, n - *done, timeout);
+		ssize_t w = timed_write(fd, p + *done, n - *done, timeout, end);
 		if (w < 0)
 			return -1;
 		*done += (size_t)w;
@@ -166,7 +205,7 @@ int fd_write_all(int fd, const void *p, size_t n, unsigned timeout)
 {
 	size_t done;
 
-	return write_all(fd, p, n, timeout, &done);
+	return write_all(fd, p, n, timeout, NULL, &done);
 }
 
 void buf_init(struct buf *b, int fd, char *space, size_t size, unsigned timeout)
@@ -177,6 +216,9 @@ void buf_init(struct buf *b, int fd, char *space, size_t size, unsigned timeout)
 	b->pos = 0;
 	b->len = 0;
 	b->timeout = timeout;
+	b->has_deadline = 0;
+	b->deadline.tv_sec = 0;
+	b->deadline.tv_nsec = 0;
 }
 
 void buf_setfd(struct buf *b, int fd)
@@ -187,6 +229,25 @@ void buf_setfd(struct buf *b, int fd)
 void buf_settimeout(struct buf *b, unsigned timeout)
 {
 	b->timeout = timeout;
+}
+
+int buf_setdeadline(struct buf *b, unsigned seconds)
+{
+	struct timespec now;
+	time_t end;
+
+	b->has_deadline = 0;
+	if (seconds == 0)
+		return 0;
+	if (clock_gettime(CLOCK_MONOTONIC, &now) < 0)
+		return -1;
+	if (seconds > INT_MAX ||
+	    __builtin_add_overflow(now.tv_sec, (time_t)seconds, &end))
+		return 0; /* beyond what the clock can say: no limit */
+	b->deadline.tv_sec = end;
+	b->deadline.tv_nsec = now.tv_nsec;
+	b->has_deadline = 1;
+	return 0;
 }
 
 /* --- input --- */
@@ -229,7 +290,7 @@ ssize_t buf_fill(struct buf *b)
 	/* Empty, so the whole storage is free and no byte needs moving. */
 	b->pos = 0;
 	b->len = 0;
-	ssize_t r = timed_read(b->fd, b->x, b->size, b->timeout);
+	ssize_t r = timed_read(b->fd, b->x, b->size, b->timeout, end_of(b));
 	if (r > 0)
 		b->len = (size_t)r;
 	return r;
@@ -241,7 +302,7 @@ ssize_t buf_read(struct buf *b, void *p, size_t n)
 		return 0;
 	if (buf_avail(b) == 0 && n >= b->size) {
 		/* Copying through the buffer would only cost a memcpy. */
-		return timed_read(b->fd, p, n, b->timeout);
+		return timed_read(b->fd, p, n, b->timeout, end_of(b));
 	}
 	ssize_t r = buf_fill(b);
 	if (r <= 0)
@@ -324,7 +385,7 @@ size_t buf_pending(const struct buf *b)
 int buf_flush(struct buf *b)
 {
 	size_t done;
-	int r = write_all(b->fd, b->x, b->len, b->timeout, &done);
+	int r = write_all(b->fd, b->x, b->len, b->timeout, end_of(b), &done);
 
 	/* Keep what did not go out, so buf_pending stays truthful. */
 	if (done && done < b->len)
@@ -353,8 +414,10 @@ int buf_put(struct buf *b, const void *p, size_t n)
 		if (buf_flush(b) < 0)
 			return -1;
 	}
-	if (n >= b->size)
-		return fd_write_all(b->fd, from, n, b->timeout);
+	if (n >= b->size) {
+		size_t done;
+		return write_all(b->fd, from, n, b->timeout, end_of(b), &done);
+	}
 	memcpy(b->x, from, n);
 	b->len = n;
 	return 0;

@@ -2,15 +2,17 @@
  * buf.h: buffered descriptor I/O with a timeout on every read and write.
  *
  * One module for all buffered I/O in the tree. Reads and writes wait with
- * poll() for at most `timeout` seconds (0: no limit), then fail with
- * ETIMEDOUT. EINTR is retried. A buffer never grows: its memory is fixed
- * at init, and line reading is bounded by the caller's maximum.
+ * poll() for at most `timeout` seconds (0: no limit), and never past an
+ * optional deadline for the whole exchange, then fail with ETIMEDOUT.
+ * EINTR is retried. A buffer never grows: its memory is fixed at init,
+ * and line reading is bounded by the caller's maximum.
  */
 #ifndef QM_BUF_H
 #define QM_BUF_H
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "str.h"
 
@@ -23,12 +25,25 @@ struct buf {
 	size_t pos;	  /* input: next unread byte; output: unused */
 	size_t len;	  /* input: end of valid data; output: bytes pending */
 	unsigned timeout; /* seconds per read or write, 0 = wait forever */
+	/* An absolute end for every wait (buf_setdeadline); a zeroed
+	 * struct buf has none. */
+	int has_deadline;
+	struct timespec deadline; /* CLOCK_MONOTONIC */
 };
 
 void buf_init(struct buf *b, int fd, char *space, size_t size,
 	      unsigned timeout);
 void buf_setfd(struct buf *b, int fd); /* keeps buffered data */
 void buf_settimeout(struct buf *b, unsigned timeout);
+/* Bound the total time: from now on no read or write of b waits past
+ * `seconds` from now, however the per-operation timeout would allow;
+ * once that moment has passed, an operation that would have to wait
+ * fails at once with ETIMEDOUT (buffered input, and a descriptor ready
+ * at that very moment, are still served). This is how a peer that
+ * trickles one byte just inside each timeout is stopped. 0 removes
+ * the limit; that always succeeds and leaves errno alone. Returns 0, or
+ * -1 (errno) when the clock cannot be read. */
+int buf_setdeadline(struct buf *b, unsigned seconds);
 
 /* --- input --- */
 

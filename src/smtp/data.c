@@ -6,7 +6,9 @@
  * at the start of a line, and a pending CR whose meaning depends on the
  * next byte. A pending CR is written out only when the next byte shows
  * it was data. Decoded bytes are collected in a small local buffer and
- * handed to the sink in chunks, never one by one.
+ * handed to the sink in chunks, never one by one. Under a pace, a window
+ * that brought enough wire bytes opens the next one at once, so a steady
+ * sender never meets the deadline, however long the message.
  */
 #include <errno.h>
 #include <string.h>
@@ -151,18 +153,25 @@ static int step(struct reader *r, enum state *st, char c)
 	return 0;
 }
 
-void smtp_data_read(struct buf *in, unsigned long long max,
-		    const struct smtp_sink *sink, struct data_result *res)
+/* Start a new window of the pace: a fresh deadline, nothing counted. */
+static int pace_restart(struct buf *in, const struct data_pace *pace,
+			unsigned long long *counted)
 {
-	struct reader r;
-	enum state st = S_LINE_START;
+	*counted = 0;
+	return pace ? buf_setdeadline(in, pace->window) : 0;
+}
 
-	memset(res, 0, sizeof *res);
-	memset(&r, 0, sizeof r);
-	r.sink = sink;
-	r.res = res;
-	r.max = max;
-	r.in_header = 1;
+static void read_message(struct buf *in, const struct data_pace *pace,
+			 struct reader *r)
+{
+	struct data_result *res = r->res;
+	enum state st = S_LINE_START;
+	unsigned long long counted;
+
+	if (pace_restart(in, pace, &counted) < 0) {
+		res->status = DATA_READ_ERROR;
+		return;
+	}
 	for (;;) {
 		ssize_t n = buf_fill(in);
 		if (n <= 0) {
@@ -171,16 +180,49 @@ void smtp_data_read(struct buf *in, unsigned long long max,
 		}
 		const char *p = buf_peek(in);
 		for (ssize_t i = 0; i < n; i++) {
-			int s = step(&r, &st, p[i]);
+			int s = step(r, &st, p[i]);
 			if (s != 0) {
 				/* Consume exactly what was ours: what the
 				 * client pipelined after stays buffered. */
 				buf_skip(in, (size_t)i + 1);
-				flush_out(&r);
+				flush_out(r);
 				res->status = s > 0 ? DATA_OK : DATA_BARE_LF;
 				return;
 			}
 		}
 		buf_skip(in, (size_t)n);
+		if (!pace)
+			continue;
+		counted += (size_t)n;
+		if (counted >= pace->min_bytes &&
+		    pace_restart(in, pace, &counted) < 0) {
+			res->status = DATA_READ_ERROR;
+			return;
+		}
 	}
+}
+
+void smtp_data_read_paced(struct buf *in, unsigned long long max,
+			  const struct data_pace *pace,
+			  const struct smtp_sink *sink, struct data_result *res)
+{
+	struct reader r;
+
+	memset(res, 0, sizeof *res);
+	memset(&r, 0, sizeof r);
+	r.sink = sink;
+	r.res = res;
+	r.max = max;
+	r.in_header = 1;
+	if (pace && pace->window == 0)
+		pace = NULL;
+	read_message(in, pace, &r);
+	if (pace)
+		buf_setdeadline(in, 0); /* what follows has its own rules */
+}
+
+void smtp_data_read(struct buf *in, unsigned long long max,
+		    const struct smtp_sink *sink, struct data_result *res)
+{
+	smtp_data_read_paced(in, max, NULL, sink, res);
 }

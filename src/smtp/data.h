@@ -45,4 +45,20 @@ struct data_result {
 void smtp_data_read(struct buf *in, unsigned long long max,
 		    const struct smtp_sink *sink, struct data_result *res);
 
+/* The pace a sender must keep: every `window` seconds at least min_bytes
+ * more, until the end of the message. Without it a client that sends one
+ * byte just inside each read timeout keeps its connection forever. */
+struct data_pace {
+	unsigned window; /* seconds; 0: no rule */
+	unsigned long long min_bytes;
+};
+
+/* smtp_data_read under a pace: when a window ends short of min_bytes,
+ * the read fails as DATA_READ_ERROR with errno ETIMEDOUT. Uses, and then
+ * removes, the deadline of in (buf_setdeadline). */
+void smtp_data_read_paced(struct buf *in, unsigned long long max,
+			  const struct data_pace *pace,
+			  const struct smtp_sink *sink,
+			  struct data_result *res);
+
 #endif

@@ -15,6 +15,7 @@
  * name and address. An optional control/ofmipsenders limits which
  * senders and From addresses each authenticated user may use.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,7 +403,9 @@ int main(int argc, char **argv)
 	home_chdir();
 	if (ctl_ulong("control/timeoutsmtpd", &timeout, 1200) < 0)
 		die_control("control/timeoutsmtpd");
-	smtp_init(&s, &policy, (unsigned)timeout);
+	/* A larger number must not wrap to a short timeout. */
+	smtp_init(&s, &policy,
+		  timeout > UINT_MAX ? UINT_MAX : (unsigned)timeout);
 	s.fail_code = cfg.user ? 0 : EXIT_TEMP;
 	if (inject_settings_load(&cfg.set) < 0)
 		die_control(cfg.set.failed.len ? cfg.set.failed.s : "controls");

@@ -9,6 +9,7 @@
  * socket and never links a TLS library.
  */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,7 +232,9 @@ int main(int argc, char **argv)
 	home_chdir();
 	if (ctl_ulong("control/timeoutsmtpd", &timeout, 1200) < 0)
 		die_control("control/timeoutsmtpd");
-	smtp_init(&s, &policy, (unsigned)timeout);
+	/* A larger number must not wrap to a short timeout. */
+	smtp_init(&s, &policy,
+		  timeout > UINT_MAX ? UINT_MAX : (unsigned)timeout);
 	read_controls(&s);
 	cfg.relayclient = env_get("RELAYCLIENT");
 	cfg.remoteip = env_or("TCPREMOTEIP", "unknown");

@@ -322,6 +322,10 @@ static void do_data(struct smtp_server *s)
 	struct data_result res;
 	const char *err = NULL;
 	struct smtp_sink queue_sink = {to_qq, &q}, filter, *sink = &queue_sink;
+	const struct data_pace pace = {
+		.window = s->in.timeout,
+		.min_bytes = (unsigned long long)SMTP_DATA_PACE * s->in.timeout,
+	};
 
 	if (!s->has_mail) {
 		smtp_error(s, "503 MAIL first (#5.5.1)");
@@ -344,7 +348,7 @@ static void do_data(struct smtp_server *s)
 		s->policy->filter_begin(s->policy->ctx, s, &queue_sink, &filter);
 		sink = &filter;
 	}
-	smtp_data_read(&s->in, s->databytes, sink, &res);
+	smtp_data_read_paced(&s->in, s->databytes, &pace, sink, &res);
 	if (res.status != DATA_OK) {
 		qq_cancel(&q);
 		if (res.status == DATA_BARE_LF)
@@ -412,7 +416,8 @@ static int verb_is(const char *verb, size_t n, const char *name)
 }
 
 /* The rest of an over-long line, read in bounded pieces. Returns 1 when
- * it ended in CRLF, 0 when it ended in a bare LF, -1 at EOF or error. */
+ * it ended in CRLF, 0 when it ended in a bare LF, -1 at EOF (errno 0) or
+ * on an error. */
 static int skip_long_line(struct smtp_server *s, struct str *piece)
 {
 	char last = piece->len ? piece->s[piece->len - 1] : 0;
@@ -420,6 +425,8 @@ static int skip_long_line(struct smtp_server *s, struct str *piece)
 	for (;;) {
 		str_clear(piece);
 		int r = buf_getline(&s->in, piece, '\n', SMTP_LINE_MAX);
+		if (r == 0)
+			errno = 0; /* EOF, not a failed read */
 		if (r == 0 || (r < 0 && errno != EMSGSIZE))
 			return -1;
 		if (r > 0) {
@@ -431,34 +438,47 @@ static int skip_long_line(struct smtp_server *s, struct str *piece)
 	}
 }
 
+/* A read for a command failed (errno): a timeout is said, then the
+ * session ends. Returns 0 for read_command. */
+static int read_failed(struct smtp_server *s)
+{
+	if (errno == ETIMEDOUT)
+		smtp_close(s, "451 timeout (#4.4.2)", 0);
+	return 0;
+}
+
 /* Read one command line into line (without CRLF). Returns 1, or 0 when
- * the session is over. */
+ * the session is over. The whole line, an over-long one included, must
+ * arrive within the timeout of when we start waiting for it: a per-read
+ * timeout alone lets a client keep its slot by sending a byte now and
+ * then (SMTP_DATA_PACE). */
 static int read_command(struct smtp_server *s, struct str *line)
 {
 	for (;;) {
 		if (buf_avail(&s->in) == 0)
 			smtp_flush(s); /* the client waits for our replies */
+		/* Without a clock the per-read timeout still holds. */
+		(void)buf_setdeadline(&s->in, s->in.timeout);
 		str_clear(line);
 		int r = buf_getline(&s->in, line, '\n', SMTP_LINE_MAX);
+		if (r < 0 && errno == EMSGSIZE) {
+			int end = skip_long_line(s, line);
+			if (end < 0)
+				return read_failed(s);
+			if (end == 0)
+				smtp_close(s, "451 See "
+					      "https://cr.yp.to/docs/"
+					      "smtplf.html.",
+					   0);
+			buf_setdeadline(&s->in, 0);
+			smtp_error(s, "500 line too long (#5.5.2)");
+			continue;
+		}
+		buf_setdeadline(&s->in, 0); /* leaves errno alone */
 		if (r == 0)
 			return 0;
-		if (r < 0) {
-			if (errno == EMSGSIZE) {
-				int end = skip_long_line(s, line);
-				if (end < 0)
-					return 0;
-				if (end == 0)
-					smtp_close(s, "451 See "
-						      "https://cr.yp.to/docs/"
-						      "smtplf.html.",
-						   0);
-				smtp_error(s, "500 line too long (#5.5.2)");
-				continue;
-			}
-			if (errno == ETIMEDOUT)
-				smtp_close(s, "451 timeout (#4.4.2)", 0);
-			return 0;
-		}
+		if (r < 0)
+			return read_failed(s);
 		if (line->len < 2 || line->s[line->len - 2] != '\r')
 			smtp_close(s, "451 See https://cr.yp.to/docs/smtplf.html.",
 				   0);

@@ -19,6 +19,11 @@
 #include "smtp/ucspitls.h"
 
 #define SMTP_LINE_MAX 1000 /* a command line, CRLF included */
+/* Against slow senders, with T the timeout given to smtp_init: a whole
+ * command line must arrive within T seconds of when the server starts
+ * waiting for it, and DATA must bring SMTP_DATA_PACE * T bytes in every
+ * T seconds until its end (smtp/data.h). */
+#define SMTP_DATA_PACE 512 /* bytes per second, on average */
 
 struct smtp_server;
 

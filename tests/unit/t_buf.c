@@ -3,7 +3,8 @@
  *
  * Proves line reading across refills and its bounds, EOF and error paths,
  * read and write timeouts (each within about its one second, never
- * forever), EPIPE, large output arriving intact, and buf_discard. A test
+ * forever), deadlines that bound a whole exchange however it trickles,
+ * EPIPE, large output arriving intact, and buf_discard. A test
  * must never hang: each one that could sets an alarm that kills it.
  */
 #include "lib/buf.h"
@@ -742,14 +743,183 @@ TEST(putvisible_escapes_unsafe_bytes)
 	close(p[0]);
 }
 
-UNIT_MAIN(putvisible_escapes_unsafe_bytes, getline_tiny_buffer, getline_appends_and_other_delimiter,
-	  getline_too_long_then_skipline, getline_too_long_leaves_rest_unread,
-	  getline_partial_last_line, skipline_at_eof, read_across_refills,
-	  readall_truncated, eof_with_timeout_is_immediate, read_timeout,
+/* --- deadlines: a bound on a whole exchange --- */
+
+/* A child that writes `chunk` to fd every `ms` milliseconds, `count`
+ * times (0: until the reader goes away), then exits. */
+static pid_t trickle(int fd, const char *chunk, unsigned ms, unsigned count)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		exit(2);
+	if (pid > 0)
+		return pid;
+	signal(SIGPIPE, SIG_DFL);
+	struct timespec pause = {ms / 1000, (long)(ms % 1000) * 1000000};
+	for (unsigned i = 0; count == 0 || i < count; i++) {
+		if (write(fd, chunk, strlen(chunk)) < 0)
+			_exit(1);
+		nanosleep(&pause, NULL);
+	}
+	_exit(0);
+}
+
+static void reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+TEST(deadline_stops_a_trickle)
+{
+	char space[16];
+	struct buf b;
+	struct str line = STR_INIT;
+	int p[2];
+
+	hang_guard(20);
+	CHECK_INT(pipe(p), 0);
+	/* A byte every 100 ms: the 5-second per-read timeout never fires. */
+	pid_t pid = trickle(p[1], "x", 100, 0);
+	close(p[1]);
+	buf_init(&b, p[0], space, sizeof space, 5);
+	CHECK_INT(buf_setdeadline(&b, 1), 0);
+	double start = now_seconds();
+	errno = 0;
+	CHECK_INT(buf_getline(&b, &line, '\n', 100000), -1);
+	CHECK_INT(errno, ETIMEDOUT);
+	double took = now_seconds() - start;
+	CHECK(took >= 0.9);
+	CHECK(took < 4.5);
+	/* It was reading all along: the line grew until the deadline. */
+	CHECK(line.len >= 2);
+	CHECK(memchr(line.s, '\n', line.len) == NULL);
+	reap(pid);
+	str_free(&line);
+	close(p[0]);
+}
+
+TEST(deadline_without_timeout)
+{
+	char space[16];
+	struct buf b;
+	int p[2];
+
+	hang_guard(10);
+	CHECK_INT(pipe(p), 0);
+	buf_init(&b, p[0], space, sizeof space, 0);
+	CHECK_INT(buf_setdeadline(&b, 1), 0);
+	double start = now_seconds();
+	errno = 0;
+	CHECK_INT(buf_fill(&b), -1);
+	CHECK_INT(errno, ETIMEDOUT);
+	double took = now_seconds() - start;
+	CHECK(took >= 0.9);
+	CHECK(took < 2.5);
+	close(p[0]);
+	close(p[1]);
+}
+
+TEST(deadline_passed_serves_what_is_ready)
+{
+	char space[16];
+	struct buf b;
+	struct str line = STR_INIT;
+	int p[2];
+
+	hang_guard(10);
+	CHECK_INT(pipe(p), 0);
+	CHECK_INT(write(p[1], "ab\ncd", 5), 5);
+	buf_init(&b, p[0], space, sizeof space, 5);
+	CHECK_INT(buf_setdeadline(&b, 1), 0);
+	CHECK_INT(buf_getline(&b, &line, '\n', 100), 1);
+	CHECK_STR(line.s, line.len, "ab\n");
+	struct timespec past = {1, 200000000};
+	nanosleep(&past, NULL);
+	/* Past the deadline: "cd" is buffered and the next bytes are
+	 * already in the pipe, so they are read without waiting. */
+	CHECK_INT(write(p[1], "ef", 2), 2);
+	str_clear(&line);
+	double start = now_seconds();
+	errno = 0;
+	CHECK_INT(buf_getline(&b, &line, '\n', 100), -1);
+	/* Then nothing is ready: no wait at all, however long the
+	 * per-read timeout. */
+	CHECK_INT(errno, ETIMEDOUT);
+	CHECK(now_seconds() - start < 0.5);
+	CHECK_STR(line.s, line.len, "cdef");
+	/* 0 removes the limit, and leaves errno alone. */
+	errno = EMSGSIZE;
+	CHECK_INT(buf_setdeadline(&b, 0), 0);
+	CHECK_INT(errno, EMSGSIZE);
+	CHECK_INT(write(p[1], "\n", 1), 1);
+	CHECK_INT(buf_getline(&b, &line, '\n', 100), 1);
+	CHECK_STR(line.s, line.len, "cdef\n");
+	str_free(&line);
+	close(p[0]);
+	close(p[1]);
+}
+
+TEST(deadline_cleared_allows_long_waits)
+{
+	char space[16];
+	struct buf b;
+	int p[2];
+
+	hang_guard(10);
+	CHECK_INT(pipe(p), 0);
+	buf_init(&b, p[0], space, sizeof space, 0);
+	CHECK_INT(buf_setdeadline(&b, 1), 0);
+	CHECK_INT(buf_setdeadline(&b, 0), 0);
+	/* The one byte comes after the old deadline. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct timespec later = {1, 500000000};
+		nanosleep(&later, NULL);
+		_exit(write(p[1], "z", 1) == 1 ? 0 : 1);
+	}
+	CHECK(pid > 0);
+	CHECK_INT(buf_fill(&b), 1);
+	CHECK_MEM(buf_peek(&b), 1, "z", 1);
+	reap(pid);
+	close(p[0]);
+	close(p[1]);
+}
+
+TEST(deadline_bounds_writes)
+{
+	char space[BUF_SIZE];
+	struct buf b;
+	int p[2];
+
+	hang_guard(10);
+	CHECK_INT(pipe(p), 0);
+	/* No per-write timeout: only the deadline can end the wait. */
+	buf_init(&b, p[1], space, sizeof space, 0);
+	CHECK_INT(buf_setdeadline(&b, 1), 0);
+	double start = now_seconds();
+	errno = 0;
+	CHECK_INT(buf_put(&b, big, sizeof big), -1);
+	CHECK_INT(errno, ETIMEDOUT);
+	double took = now_seconds() - start;
+	CHECK(took >= 0.9);
+	CHECK(took < 2.5);
+	close(p[0]);
+	close(p[1]);
+}
+
+UNIT_MAIN(putvisible_escapes_unsafe_bytes, getline_tiny_buffer,
+	  getline_appends_and_other_delimiter, getline_too_long_then_skipline,
+	  getline_too_long_leaves_rest_unread, getline_partial_last_line,
+	  skipline_at_eof, read_across_refills, readall_truncated,
+	  eof_with_timeout_is_immediate, read_timeout,
 	  read_timeout_survives_signals, write_timeout,
 	  flush_failure_keeps_unwritten_tail, fd_write_all_timeout,
 	  write_to_closed_reader, large_output_intact_without_timeout,
 	  large_output_intact_with_timeout, write_regular_file,
 	  discard_drops_buffered_input, setfd_keeps_buffered_data,
 	  putnum_extremes, putnum_through_tiny_buffer, read_error_ebadf,
-	  write_error_ebadf, zero_size_buffer)
+	  write_error_ebadf, zero_size_buffer, deadline_stops_a_trickle,
+	  deadline_without_timeout, deadline_passed_serves_what_is_ready,
+	  deadline_cleared_allows_long_waits, deadline_bounds_writes)

@@ -4,9 +4,10 @@
  * Drives smtp_data_read over real descriptors (a file in a private
  * mkdtemp directory, a pipe, a pipe fed by a child) and checks, byte for
  * byte, what reaches the sink, the result flags and what stays unread for
- * the next command. Every case runs with buffers from 1 byte up, so no
- * state may be lost across refills. It must never hang: tests that wait
- * on a pipe set an alarm.
+ * the next command, and that the pace of smtp_data_read_paced cuts a
+ * trickle but never a steady sender. Every case runs with buffers from 1
+ * byte up, so no state may be lost across refills. It must never hang:
+ * tests that wait on a pipe set an alarm.
  */
 #include "smtp/data.h"
 
@@ -807,6 +808,119 @@ TEST(silent_client_times_out)
 	run_close(&r);
 }
 
+/* --- the pace (smtp_data_read_paced) --- */
+
+static double now_seconds(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A child that writes `chunk` every `ms` milliseconds, `count` times
+ * (0: until the reader goes away), then `tail`, then exits. */
+static pid_t paced_writer(int fd, const char *chunk, unsigned ms,
+			  unsigned count, const char *tail)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		exit(2);
+	if (pid > 0)
+		return pid;
+	signal(SIGPIPE, SIG_DFL);
+	struct timespec pause = {ms / 1000, (long)(ms % 1000) * 1000000};
+	for (unsigned i = 0; count == 0 || i < count; i++) {
+		if (write(fd, chunk, strlen(chunk)) < 0)
+			_exit(1);
+		nanosleep(&pause, NULL);
+	}
+	if (write(fd, tail, strlen(tail)) < 0)
+		_exit(1);
+	_exit(0);
+}
+
+static void run_read_paced(struct run *r, unsigned window,
+			   unsigned long long min_bytes)
+{
+	const struct data_pace pace = {window, min_bytes};
+
+	r->out.len = 0;
+	r->out.calls = 0;
+	memset(&r->res, 0x5a, sizeof r->res);
+	smtp_data_read_paced(&r->in, 0, &pace, &r->sink, &r->res);
+}
+
+TEST(pace_cuts_a_trickle)
+{
+	int p[2];
+	struct run r;
+
+	hang_guard(20);
+	if (pipe(p) < 0)
+		exit(2);
+	/* A byte every 100 ms: each read comes well within its 5 seconds,
+	 * but a window of 1 second wants 1000 bytes. */
+	pid_t pid = paced_writer(p[1], "x", 100, 0, "");
+	close(p[1]);
+	run_open(&r, p[0], 64, 5);
+	double start = now_seconds();
+	run_read_paced(&r, 1, 1000);
+	double took = now_seconds() - start;
+	CHECK_INT(r.res.status, DATA_READ_ERROR);
+	CHECK_INT(errno, ETIMEDOUT);
+	CHECK(took >= 0.9);
+	CHECK(took < 4.5);
+	CHECK(r.res.bytes >= 2);
+	/* The deadline is gone with the message. */
+	CHECK_INT(r.in.has_deadline, 0);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	run_close(&r);
+}
+
+TEST(pace_lets_a_steady_sender_finish)
+{
+	int p[2];
+	struct run r;
+	char chunk[601];
+
+	hang_guard(30);
+	if (pipe(p) < 0)
+		exit(2);
+	memset(chunk, 'a', 598);
+	memcpy(chunk + 598, "\r\n", 3);
+	/* 600 bytes every 100 ms for 4 seconds: longer than the 3-second
+	 * window, and always far above its 500 bytes. */
+	pid_t pid = paced_writer(p[1], chunk, 100, 40, ".\r\nQUIT\r\n");
+	close(p[1]);
+	run_open(&r, p[0], 8192, 5);
+	run_read_paced(&r, 3, 500);
+	CHECK_INT(r.res.status, DATA_OK);
+	CHECK_INT(r.res.bytes, 40 * 599);
+	CHECK_INT(r.out.len, 40 * 599);
+	CHECK_INT(r.in.has_deadline, 0);
+	check_rest(&r, "QUIT\r\n");
+	int status;
+	CHECK_INT(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	run_close(&r);
+}
+
+TEST(pace_with_window_zero_is_no_rule)
+{
+	struct run r;
+	static const char in[] = "Subject: x\r\n\r\nhi\r\n.\r\n";
+
+	run_open(&r, input_fd(in, sizeof in - 1), 4, 0);
+	run_read_paced(&r, 0, 1000);
+	CHECK_INT(r.res.status, DATA_OK);
+	CHECK_STR(r.out.p, r.out.len, "Subject: x\n\nhi\n");
+	CHECK_INT(r.in.has_deadline, 0);
+	run_close(&r);
+}
+
 UNIT_MAIN(byte_level_cases_at_every_buffer_size,
 	  consecutive_messages_on_one_buffer, pipelined_bytes_stay_buffered,
 	  bare_lf_leaves_the_rest_buffered, hops_count_header_fields_only,
@@ -819,4 +933,5 @@ UNIT_MAIN(byte_level_cases_at_every_buffer_size,
 	  databytes_counts_decoded_bytes, databytes_zero_means_no_limit,
 	  databytes_counting_goes_on_past_the_limit, eightbit_detection,
 	  large_message_through_a_pipe_in_odd_chunks, read_error_is_reported,
-	  silent_client_times_out)
+	  silent_client_times_out, pace_cuts_a_trickle,
+	  pace_lets_a_steady_sender_finish, pace_with_window_zero_is_no_rule)
