@@ -271,7 +271,8 @@ static void header_done(void)
 				memchr(line, '\n', out.header.len - pos);
 			size_t n = nl ? (size_t)(nl - line) + 1
 				      : out.header.len - pos;
-			header_line(&fixed, line, n);
+			if (header_line(&fixed, line, n) < 0)
+				log_nomem();
 			pos += n;
 		}
 		header_eof(&fixed);
@@ -287,8 +288,11 @@ static void header_done(void)
 							out.header.len - pos);
 				size_t n = nl ? (size_t)(nl - line) + 1
 					      : out.header.len - pos;
-				if (!(n >= 5 && strncasecmp(line, "From:", 5) == 0))
-					str_append(&fixed, line, n);
+				/* inject_fix wrote From on one line. */
+				if (!(n >= 5 &&
+				      strncasecmp(line, "From:", 5) == 0) &&
+				    str_append(&fixed, line, n) < 0)
+					log_nomem();
 				pos += n;
 			}
 			queue_put(msg.name_from.s, msg.name_from.len);

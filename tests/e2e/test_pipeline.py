@@ -781,7 +781,8 @@ def test_ofmipd_names_cdb(inst, queue, qm_logbook):
         assert s.reply()[0] == "250-example.test"
         s.command("MAIL FROM:<alice@example.test>", "250 ok")
         s.command("RCPT TO:<demo@example.test>", "250 ok")
-        s.data(b"From: someone else <alice@example.test>\n"
+        # A folded From is replaced whole, continuation line included.
+        s.data(b"From: someone else\n <alice@example.test>\n"
                b"To: demo@example.test\nSubject: named\n\nhello\n",
                "250 ok")
         # A sender without an entry is left as it is.
@@ -803,6 +804,8 @@ def test_ofmipd_names_cdb(inst, queue, qm_logbook):
                                             "demo@example.test"))
     assert fields(lines, "From") == [
         "From: Alice Liddell <alice.liddell@example.test>"]
+    assert [line for line in lines if "someone" in line or
+            line.startswith((" ", "\t"))] == []
     lines, data = by_subject["Subject: unnamed"]
     assert data.startswith(delivered_prefix("bob@example.test",
                                             "demo@example.test"))
