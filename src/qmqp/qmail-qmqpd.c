@@ -9,6 +9,7 @@
  * job: any client that reaches this program may inject mail.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 
 #define ADDR_MAX 1002
 #define PACKET_MAX ((unsigned long long)1 << 40)
+#define PACE_BYTES 512 /* the slowest pace a packet may come at, as DATA */
 
 static struct buf in, out;
 static char inspace[BUF_SIZE], outspace[256];
@@ -145,11 +147,23 @@ int main(int argc, char **argv)
 	unsigned long envlimit;
 	if (env_ulong("DATABYTES", &envlimit) > 0)
 		limit = envlimit; /* a malformed value keeps the control file's */
+	if (timeout > UINT_MAX)
+		timeout = UINT_MAX;
 	buf_init(&in, 0, inspace, sizeof inspace, (unsigned)timeout);
 	buf_init(&out, 1, outspace, sizeof outspace, (unsigned)timeout);
 
-	if (netstring_read_len(&in, PACKET_MAX, &total) < 0)
+	/* A client trickling bytes just inside each timeout must not hold
+	 * a slot for ever: the length must come within the timeout, and the
+	 * packet at no less than PACE_BYTES a second after that. */
+	if (buf_setdeadline(&in, (unsigned)timeout) < 0 ||
+	    netstring_read_len(&in, PACKET_MAX, &total) < 0)
 		refuse_read(NULL);
+	if (timeout > 0) {
+		unsigned long long secs = timeout + total / PACE_BYTES;
+		if (buf_setdeadline(&in, secs > UINT_MAX ? UINT_MAX
+							 : (unsigned)secs) < 0)
+			refuse_read(NULL);
+	}
 	if (qq_start(&q) < 0)
 		reply("Zqq temporary problem (#4.3.0)");
 	const char *local = env_get("TCPLOCALHOST");

@@ -20,6 +20,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -580,6 +581,50 @@ def test_qmqpd_passes_on_qmail_queue_refusal(b, servers):
         name="qmqpd-z", localname="b.test")
     reply = exchange(server, packet(MESSAGE, SENDER, [RCPT]))
     assert parse_netstring(reply) == b"Zqueue is full"
+
+
+def trickle(server, first, byte, seconds):
+    """Sends first, then byte once a second for up to seconds; returns
+    what the server answered and how long the connection lasted."""
+    start = time.monotonic()
+    with server.connect(30) as sock:
+        sock.sendall(first)
+        sock.setblocking(False)
+        reply = b""
+        while time.monotonic() - start < seconds:
+            try:
+                sock.sendall(byte)
+            except (BrokenPipeError, ConnectionResetError, BlockingIOError):
+                pass
+            time.sleep(1)
+            try:
+                chunk = sock.recv(4096)
+            except BlockingIOError:
+                continue
+            except ConnectionResetError:
+                break
+            reply += chunk
+            if not chunk or reply.endswith(b","):
+                break
+    return reply, time.monotonic() - start
+
+
+@pytest.mark.parametrize("first,byte", [(b"", b"1"), (b"100:90:", b"x")],
+                         ids=["length", "packet"])
+def test_qmqpd_trickling_client_is_cut_off(b, qmqpd, b_queue, first, byte):
+    """One byte a second never trips the 2-second read timeout, but the
+    length must come within it and the packet at 512 bytes a second."""
+    b.control("timeoutsmtpd", "2\n")
+    server = qmqpd()
+    reply, lasted = trickle(server, first, byte, 60)
+    assert parse_netstring(reply) == b"Ztimeout (#4.4.2)"
+    assert lasted < 30
+    # The slot is free again, and a good packet goes through.
+    reply = exchange(server, packet(MESSAGE, SENDER, [RCPT]))
+    assert parse_netstring(reply).startswith(b"K"), reply
+    start_queue(b_queue)
+    (data,) = delivered(b, "alice")
+    assert_delivered_over_qmqp(data, MESSAGE)
 
 
 # ---- qmail-newmrh ----
