@@ -1015,9 +1015,11 @@ def test_hup_rereads_locals_and_virtualdomains(mta):
     # The new message may reuse the first one's inode, hence its id, so
     # its "new msg" line is not a signal: wait for its local file (the
     # local channel is on hold, so the file stays).
-    wait_for(lambda: mta.split_file("local", after).exists())
-    assert mta.split_file("local", after).read_bytes() == \
-        b"Tx@late.test\0Tbob-y@virt2.test\0"
+    # The file is created, then written: wait for its contents.
+    local = mta.split_file("local", after)
+    wait_for(lambda: local.exists() and
+             local.read_bytes() == b"Tx@late.test\0Tbob-y@virt2.test\0",
+             message=f"the recipients in {local}")
     assert not mta.split_file("remote", after).exists()
     assert len(mta.remote_calls()) == 2
 
