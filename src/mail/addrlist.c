@@ -111,6 +111,14 @@ static int skip_comment(const char *p, size_t n, size_t *i)
 	return syntax_error();
 }
 
+/* A byte a backslash may not quote: a quoted NUL would cut the address,
+ * a quoted CR or LF would survive into the envelope form (only bare
+ * ones are folding, and dropped) and from there into a header line. */
+static int unquotable(char c)
+{
+	return c == '\0' || c == '\r' || c == '\n';
+}
+
 /* Skips a quoted string or domain literal starting at *i, which holds
  * the opening character. */
 static int skip_delimited(const char *p, size_t n, size_t *i, char close)
@@ -122,7 +130,7 @@ static int skip_delimited(const char *p, size_t n, size_t *i, char close)
 		if (c == '\0' || (close == ']' && c == '['))
 			return syntax_error();
 		if (c == '\\') {
-			if (k + 1 >= n || p[k + 1] == '\0')
+			if (k + 1 >= n || unquotable(p[k + 1]))
 				return syntax_error();
 			k += 2;
 			continue;
@@ -496,15 +504,18 @@ int addr_is_dot_atom(const char *s, size_t n)
 	return !after_dot;
 }
 
+/* Header text cannot carry a CR, a LF or a NUL inside a quoted string
+ * or a comment: they become spaces. */
 static int append_escaped(struct str *out, char open, const char *s, size_t n,
 			  const char *escape, char close)
 {
 	if (str_appendc(out, open) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] && strchr(escape, s[i]) && str_appendc(out, '\\') < 0)
+		char c = s[i] == '\r' || s[i] == '\n' || s[i] == 0 ? ' ' : s[i];
+		if (strchr(escape, c) && str_appendc(out, '\\') < 0)
 			return -1;
-		if (str_appendc(out, s[i]) < 0)
+		if (str_appendc(out, c) < 0)
 			return -1;
 	}
 	return str_appendc(out, close);

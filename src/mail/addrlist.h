@@ -45,7 +45,9 @@ void addrlist_init(struct addrlist *al);
 void addrlist_free(struct addrlist *al);
 /* Parses p[0..n) as an address list, replacing what al held. Returns
  * 0, or -1 with errno: EINVAL for a syntax error (al is then empty),
- * ENOMEM or EOVERFLOW. A NUL byte anywhere is a syntax error. */
+ * ENOMEM or EOVERFLOW. A NUL byte anywhere is a syntax error, and so
+ * is a backslash quoting a CR or a LF: an envelope form never holds a
+ * NUL, CR or LF. */
 int addrlist_parse(struct addrlist *al, const char *p, size_t n);
 
 /* The envelope form of address i: the unquoted local part and the host
@@ -54,7 +56,8 @@ const char *addr_local(const struct addrlist *al, size_t i, size_t *len);
 const char *addr_host(const struct addrlist *al, size_t i, size_t *len);
 
 /* Formatting for header text. Each appends to out and returns 0 or -1
- * (errno). */
+ * (errno). What they write is always header text: a CR, LF or NUL that
+ * would have to be quoted is written as a space. */
 /* local@host, quoting the local part unless it is a dot-atom; just the
  * local part when host is empty. */
 int addr_append(struct str *out, const char *local, size_t llen,

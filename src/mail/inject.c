@@ -627,16 +627,33 @@ static int choose_sender(struct fixer *f)
 	return 0;
 }
 
-static int check_lengths(struct fixer *f)
+static int has_line_end(const char *s, size_t n)
+{
+	return memchr(s, '\r', n) || memchr(s, '\n', n);
+}
+
+/* Downstream each envelope address becomes a line of its own
+ * (Return-Path, Delivered-To, the log): a line end in one would let it
+ * write more lines, so it is refused, and not quoted in the error. */
+static int check_envelope(struct fixer *f)
 {
 	const struct inject_out *out = f->out;
 	const char *r;
 	size_t pos = 0;
 
+	if (has_line_end(out->sender.s, out->sender.len))
+		return fail_with(
+		    f, EINVAL, "the sender address holds a line end", NULL, 0);
+	while ((r = ctl_next(&out->rcpts, &pos)) != NULL)
+		if (has_line_end(r, strlen(r)))
+			return fail_with(f, EINVAL,
+					 "a recipient address holds a line end",
+					 NULL, 0);
 	if (out->sender.len > INJECT_ADDR_MAX)
 		return fail_with(f, ENAMETOOLONG,
 				 "sender address too long: ", out->sender.s,
 				 out->sender.len);
+	pos = 0;
 	while ((r = ctl_next(&out->rcpts, &pos)) != NULL)
 		if (strlen(r) > INJECT_ADDR_MAX)
 			return fail_with(f, ENAMETOOLONG,
@@ -660,7 +677,7 @@ static int envelope(struct fixer *f)
 	}
 	if (choose_sender(f) < 0)
 		return -1;
-	return check_lengths(f);
+	return check_envelope(f);
 }
 
 void inject_out_init(struct inject_out *out)

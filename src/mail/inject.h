@@ -109,9 +109,11 @@ void inject_out_free(struct inject_out *out);
 
 /* Fixes the header and computes the envelope. Returns 0, or -1 with
  * errno: EINVAL when a given recipient, or a header field the
- * recipients must come from, does not parse; ENAMETOOLONG when an
- * envelope address is longer than INJECT_ADDR_MAX; ENOMEM, EOVERFLOW.
- * After EINVAL and ENAMETOOLONG out->error says what was wrong. */
+ * recipients must come from, does not parse, or when an envelope
+ * address would hold a CR or LF (a sender given as it is);
+ * ENAMETOOLONG when an envelope address is longer than
+ * INJECT_ADDR_MAX; ENOMEM, EOVERFLOW. After EINVAL and ENAMETOOLONG
+ * out->error says what was wrong. */
 int inject_fix(const struct header *h, const struct inject_opts *o,
 	       struct inject_out *out);
 

@@ -53,13 +53,6 @@
 #define EXIT_NEXT 75
 #define EXIT_TLS_FAILED 76
 
-struct caps {
-	int esmtp, pipelining, eightbitmime, smtputf8, starttls;
-	int auth_plain, auth_login;
-	int has_size;
-	unsigned long long size; /* 0: no limit announced */
-};
-
 struct message {
 	unsigned long long wire_size; /* bytes on the wire before "." */
 	int eightbit, header_8bit, partial;
@@ -321,62 +314,7 @@ static void send_message(void)
 
 /* --- the dialogue --- */
 
-static void parse_auth(const char *p, struct caps *c)
-{
-	while (*p) {
-		size_t n = strcspn(p, " ");
-		if (n == 5 && strncasecmp(p, "PLAIN", 5) == 0)
-			c->auth_plain = 1;
-		else if (n == 5 && strncasecmp(p, "LOGIN", 5) == 0)
-			c->auth_login = 1;
-		p += n;
-		while (*p == ' ')
-			p++;
-	}
-}
-
-static void parse_caps(const struct smtp_reply *r, struct caps *c)
-{
-	size_t pos = 0;
-	int first = 1;
-
-	memset(c, 0, sizeof *c);
-	c->esmtp = 1;
-	while (pos < r->lines.len) {
-		const char *line = r->lines.s + pos;
-		pos += strlen(line) + 1;
-		if (first) {
-			first = 0; /* the greeting line */
-			continue;
-		}
-		const char *kw = line + 4; /* after "250-" or "250 " */
-		if (strlen(line) < 4)
-			continue;
-		size_t klen = strcspn(kw, " ");
-		if (klen == 10 && strncasecmp(kw, "PIPELINING", 10) == 0)
-			c->pipelining = 1;
-		else if (klen == 8 && strncasecmp(kw, "8BITMIME", 8) == 0)
-			c->eightbitmime = 1;
-		else if (klen == 8 && strncasecmp(kw, "SMTPUTF8", 8) == 0)
-			c->smtputf8 = 1;
-		else if (klen == 8 && strncasecmp(kw, "STARTTLS", 8) == 0)
-			c->starttls = 1;
-		else if (strncasecmp(kw, "AUTH", 4) == 0 &&
-			 (kw[4] == ' ' || kw[4] == '='))
-			parse_auth(kw + 5, c); /* "AUTH=" from old servers */
-		else if (klen == 4 && strncasecmp(kw, "SIZE", 4) == 0) {
-			c->has_size = 1;
-			unsigned long long v = 0;
-			for (const char *p = kw + 4; *p == ' ';)
-				for (p++; *p >= '0' && *p <= '9'; p++)
-					if (v <= (~0ULL - 9) / 10)
-						v = v * 10 + (unsigned)(*p - '0');
-			c->size = v;
-		}
-	}
-}
-
-static void hello(struct caps *c)
+static void hello(struct smtp_caps *c)
 {
 	struct smtp_reply r = {0, STR_INIT, STR_INIT};
 
@@ -386,7 +324,7 @@ static void hello(struct caps *c)
 	flush();
 	get_reply(&r);
 	if (r.code / 100 == 2) {
-		parse_caps(&r, c);
+		reply_caps(&r, c);
 		reply_free(&r);
 		return;
 	}
@@ -426,7 +364,8 @@ static void check_verified(int required)
 }
 
 /* STARTTLS, then EHLO again with only the new capabilities. */
-static void starttls(struct ucspitls *t, struct caps *c, int required)
+static void starttls(struct ucspitls *t, struct smtp_caps *c,
+		     int required)
 {
 	struct smtp_reply r = {0, STR_INIT, STR_INIT};
 
@@ -679,7 +618,7 @@ static void auth_login(void)
 /* AUTH when we have credentials and may use them here; when we do not
  * use them, the reason goes into a rejection of the sender or a
  * recipient, which is where a relay that wanted them says so. */
-static void authenticate(const struct caps *c, int encrypted)
+static void authenticate(const struct smtp_caps *c, int encrypted)
 {
 	const char *why = NULL;
 
@@ -701,7 +640,7 @@ static void authenticate(const struct caps *c, int encrypted)
 		log_nomem();
 }
 
-static void mail_command(const struct caps *c, const struct message *m,
+static void mail_command(const struct smtp_caps *c, const struct message *m,
 			 int utf8)
 {
 	char num[24];
@@ -729,7 +668,7 @@ static void rcpt_command(const char *r)
 
 int main(int argc, char **argv)
 {
-	struct caps caps;
+	struct smtp_caps caps;
 	struct message m;
 	struct smtp_reply r = {0, STR_INIT, STR_INIT};
 	unsigned long timeout = 1200;

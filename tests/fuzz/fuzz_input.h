@@ -18,7 +18,7 @@
 
 #include "lib/buf.h"
 
-static int fuzz_input_file(void)
+static inline int fuzz_input_file(void)
 {
 #ifdef __linux__
 	int fd = memfd_create("qm-fuzz", MFD_CLOEXEC);
@@ -37,7 +37,7 @@ static int fuzz_input_file(void)
 
 /* The descriptor, rewound, holding exactly data[0..size). A failure here
  * is the harness's, not the code's: abort so that it is seen. */
-static int fuzz_input_fd(const uint8_t *data, size_t size)
+static inline int fuzz_input_fd(const uint8_t *data, size_t size)
 {
 	static int fd = -1;
 
@@ -54,7 +54,7 @@ static int fuzz_input_fd(const uint8_t *data, size_t size)
 
 /* Buffer sizes to read with: tiny ones put every state of a parser on a
  * buffer boundary, the real one is what the programs use. */
-static size_t fuzz_buf_size(uint8_t selector)
+static inline size_t fuzz_buf_size(uint8_t selector)
 {
 	static const size_t sizes[] = {1, 2, 3, 5, 7, 16, 512, BUF_SIZE};
 	return sizes[selector % (sizeof sizes / sizeof sizes[0])];
@@ -62,7 +62,7 @@ static size_t fuzz_buf_size(uint8_t selector)
 
 /* Everything left to read: what is buffered, then the descriptor until
  * EOF, appended to out. Returns 0, or -1 on a read error. */
-static int fuzz_read_rest(struct buf *b, struct str *out)
+static inline int fuzz_read_rest(struct buf *b, struct str *out)
 {
 	char chunk[256];
 	ssize_t r;

@@ -99,6 +99,12 @@ static void ref_header(struct expect *e)
 			if (header_len > DATA_HEADER_MAX)
 				e->header_too_long = 1;
 			return; /* the empty line */
+		} else if (!memchr(s + line_start, ':', i - line_start) &&
+			   s[line_start] != ' ' && s[line_start] != '\t') {
+			/* Neither a field nor a continuation: the body. */
+			if (header_len > DATA_HEADER_MAX)
+				e->header_too_long = 1;
+			return;
 		} else {
 			size_t len = i - line_start;
 			e->hops += starts_with_field(s + line_start, len,

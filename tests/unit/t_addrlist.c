@@ -319,10 +319,27 @@ TEST(formatted_text_parses_back)
 	str_free(&s);
 }
 
+/* Found by fuzz_addrlist: a backslash quoting a CR or LF put that byte
+ * into the envelope form, from where it reaches Delivered-To. Bare CR
+ * and LF inside quotes are folding and are dropped. */
+TEST(quoted_line_ends_refused)
+{
+	size_t n;
+
+	refused("\"a\\\rb\"@example.org");
+	refused("\"a\\\nb\"@example.org");
+	refused("\"a\\\r\nX-Injected: y\"@example.org");
+	refused("a@[1.2\\\r.3.4]");
+	CHECK_INT(parse("\"a\r\n b\"@example.org"), 0);
+	const char *local = addr_local(&al, 0, &n);
+	CHECK_STR(local, n, "a b");
+	addrlist_free(&al);
+}
+
 UNIT_MAIN(plain_addr_spec, bare_local_part, empty_and_trailing_dot_hosts,
 	  display_name_and_angle, angle_without_name_and_utf8_name,
 	  quoted_local_parts, comments_everywhere, folded_text, groups,
 	  recipient_list_not_shown, null_and_route, domain_literal,
 	  empty_elements, reparse_replaces, syntax_errors,
 	  error_clears_previous_result, many_addresses, dot_atom, formatting,
-	  formatted_text_parses_back)
+	  formatted_text_parses_back, quoted_line_ends_refused)

@@ -677,6 +677,35 @@ TEST(settings_errors)
 	leave_home();
 }
 
+/* Found by fuzz_inject: a name with a line end wrote a second line into
+ * From, a sender given as it was kept its line end, and a quoted CR in
+ * a To address reached the envelope. Each would let the text write
+ * header lines of its own (here, or as Return-Path or Delivered-To). */
+TEST(line_ends_never_escape)
+{
+	setup();
+	o.name = "Joe\nX-Injected: yes";
+	CHECK_INT(fix("To: a@b.c\n"), 0);
+	CHECK(strstr(out.header.s, "\nFrom: \"Joe X-Injected: yes\" "
+				   "<joe@host.example.com>\n") != NULL);
+	CHECK(strstr(out.header.s, "\nX-Injected") == NULL);
+	inject_out_free(&out);
+	o.name = NULL;
+	o.sender = "not one\naddress"; /* kept as it is */
+	errno = 0;
+	CHECK_INT(inject_fix(&h, &o, &out), -1);
+	CHECK_INT(errno, EINVAL);
+	CHECK_STR(out.error.s, out.error.len,
+		  "the sender address holds a line end");
+	teardown();
+
+	setup();
+	CHECK_INT(fix("To: \"a\\\rX-Injected: y\"@b.c\n"), -1);
+	CHECK_INT(errno, EINVAL);
+	CHECK_INT(out.nrcpts, 0);
+	teardown();
+}
+
 UNIT_MAIN(adds_date_message_id_from, existing_fields_kept,
 	  date_normalised_when_it_parses, from_with_name,
 	  from_with_name_needing_quotes, from_comment_style,
@@ -692,4 +721,4 @@ UNIT_MAIN(adds_date_message_id_from, existing_fields_kept,
 	  empty_header, mail_followup_to_added, mail_followup_to_not_added,
 	  envelope_address_helper, settings_default_to_me,
 	  settings_from_files_and_environment, settings_literal_defaults,
-	  settings_rewrite_file, settings_errors)
+	  settings_rewrite_file, settings_errors, line_ends_never_escape)

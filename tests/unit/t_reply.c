@@ -4,7 +4,8 @@
  * Feeds replies through pipes and proves what comes back: the code, the
  * text joined with '/', the NUL-separated lines, and the status for each
  * way a server can break the protocol (garbage, mixed codes, a bad
- * continuation, over-long lines, too many lines, EOF mid-reply, silence).
+ * continuation, over-long lines, too many lines, EOF mid-reply, silence),
+ * and the EHLO keywords read from a reply (reply_caps).
  * A test must never hang: those that could wait set an alarm first.
  */
 #include "smtp/reply.h"
@@ -429,8 +430,94 @@ TEST(read_error)
 	reply_free(&r);
 }
 
+/* The caps of one EHLO reply given as its wire text. */
+static void caps_of(const char *wire, struct smtp_caps *c)
+{
+	struct buf b;
+	struct smtp_reply r = {0, STR_INIT, STR_INIT};
+
+	serve_str(&b, wire);
+	CHECK_INT(reply_read(&b, &r), REPLY_OK);
+	memset(c, 0x5a, sizeof *c);
+	reply_caps(&r, c);
+	reply_free(&r);
+	close(b.fd);
+}
+
+TEST(caps_keywords)
+{
+	struct smtp_caps c;
+
+	caps_of("250-mx.example hello PIPELINING SIZE 5\r\n"
+		"250-pipelining\r\n250-8BITMIME\r\n250-SmtpUtf8\r\n"
+		"250-STARTTLS\r\n250-AUTH LOGIN CRAM-MD5\r\n"
+		"250 SIZE 10240000\r\n",
+		&c);
+	CHECK_INT(c.esmtp, 1);
+	CHECK_INT(c.pipelining, 1);
+	CHECK_INT(c.eightbitmime, 1);
+	CHECK_INT(c.smtputf8, 1);
+	CHECK_INT(c.starttls, 1);
+	CHECK_INT(c.auth_login, 1);
+	CHECK_INT(c.auth_plain, 0);
+	CHECK_INT(c.has_size, 1);
+	CHECK(c.size == 10240000);
+	/* The greeting line is no keyword line, whatever it says. */
+	caps_of("250 mx.example PIPELINING\r\n", &c);
+	CHECK_INT(c.esmtp, 1);
+	CHECK_INT(c.pipelining, 0);
+	CHECK_INT(c.has_size, 0);
+	/* Keywords are whole words. */
+	caps_of("250-mx\r\n250-PIPELININGX\r\n250-STARTTLS2\r\n"
+		"250 SIZEX 5\r\n",
+		&c);
+	CHECK_INT(c.pipelining, 0);
+	CHECK_INT(c.starttls, 0);
+	CHECK_INT(c.has_size, 0);
+}
+
+TEST(caps_auth_forms)
+{
+	struct smtp_caps c;
+
+	caps_of("250-mx\r\n250 AUTH=PLAIN  login\r\n", &c);
+	CHECK_INT(c.auth_plain, 1);
+	CHECK_INT(c.auth_login, 1);
+	caps_of("250-mx\r\n250-AUTH\r\n250 AUTHPLAIN\r\n", &c);
+	CHECK_INT(c.auth_plain, 0);
+	CHECK_INT(c.auth_login, 0);
+	caps_of("250-mx\r\n250 AUTH PLAINX XLOGIN\r\n", &c);
+	CHECK_INT(c.auth_plain, 0);
+	CHECK_INT(c.auth_login, 0);
+}
+
+/* SIZE: one all-digit parameter is the limit; anything else is SIZE
+ * with no known limit, never a number read from part of a word. */
+TEST(caps_size_forms)
+{
+	struct smtp_caps c;
+
+	caps_of("250-mx\r\n250 SIZE\r\n", &c);
+	CHECK_INT(c.has_size, 1);
+	CHECK(c.size == 0);
+	caps_of("250-mx\r\n250 size  1000 \r\n", &c);
+	CHECK(c.size == 1000);
+	caps_of("250-mx\r\n250 SIZE 10 00\r\n", &c);
+	CHECK_INT(c.has_size, 1);
+	CHECK(c.size == 0);
+	caps_of("250-mx\r\n250 SIZE 12abc\r\n", &c);
+	CHECK(c.size == 0);
+	caps_of("250-mx\r\n250 SIZE 99999999999999999999999\r\n", &c);
+	CHECK(c.size == ~0ULL);
+	caps_of("250-mx\r\n250 SIZE 18446744073709551615\r\n", &c);
+	CHECK(c.size == ~0ULL);
+	caps_of("250-mx\r\n250 SIZE 18446744073709551614\r\n", &c);
+	CHECK(c.size == ~0ULL - 1);
+}
+
 UNIT_MAIN(single_line, code_only, multi_line, multi_line_bare_last,
 	  consecutive_replies, every_class_accepted, bare_lf_tolerated,
 	  unsafe_bytes_in_text, reply_reused, small_buffer, mixed_codes,
 	  wrong_continuation, garbage, line_length_limit,
-	  long_continuation_line, line_count_limit, eof, timeout, read_error)
+	  long_continuation_line, line_count_limit, eof, timeout, read_error,
+	  caps_keywords, caps_auth_forms, caps_size_forms)
