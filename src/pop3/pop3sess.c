@@ -344,14 +344,19 @@ static int read_command(struct pop3_session *s)
 	if (buf_avail(s->in) == 0)
 		flush(s);
 	str_clear(&s->line);
+	/* The timeout bounds the whole line, not each read: a client that
+	 * trickles a byte just inside every timeout is cut off too. */
+	if (buf_setdeadline(s->in, s->in->timeout) < 0)
+		drop(s, "unable to read the clock");
+	int too_long = 0;
 	int r = buf_getline(s->in, &s->line, '\n', POP3_LINE_MAX);
-	if (r > 0)
-		return 1;
 	if (r < 0 && errno == EMSGSIZE) {
+		too_long = 1;
 		r = buf_skipline(s->in, '\n');
-		if (r > 0)
-			return 0;
 	}
+	buf_setdeadline(s->in, 0); /* keeps errno */
+	if (r > 0)
+		return !too_long;
 	if (r == 0)
 		drop(s, NULL); /* the client went away: RFC 1939 deletes
 				  nothing */

@@ -539,6 +539,31 @@ def test_timeout_ends_the_session_without_update(start, box):
     assert "timeout" in server.log_text()
 
 
+def test_trickled_command_hits_the_timeout(start, box):
+    """One byte a second never trips a 2-second read timeout, but a
+    whole command line must arrive within it."""
+    name = box.deliver(b"Subject: x\n\nx\n")
+    server = start(TIMEOUT="2")
+    raw = Raw(server)
+    assert raw.cmd(b"DELE 1") == b"+OK message 1 deleted\r\n"
+    began = time.monotonic()
+    closed = False
+    for byte in b"NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP":
+        try:
+            raw.send(bytes([byte]))
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+        time.sleep(1)
+        if not pop3d_pids(server):
+            closed = True
+            break
+    assert closed and time.monotonic() - began < 20
+    assert raw.eof()
+    assert box.names("cur") == [name + ":2,"]  # no UPDATE state
+    assert "timeout" in server.log_text()
+
+
 def test_bad_timeout_falls_back(start, box):
     box.deliver(b"x\n")
     server = start(TIMEOUT="soon")
