@@ -74,12 +74,12 @@ static int read_block(int fd)
 		if (strncmp(entry, "SSL_", 4) != 0)
 			continue;
 		char *eq = strchr(entry, '=');
-		if (eq) {
+		if (eq)
 			*eq = 0;
-			env_set(entry, eq + 1);
-		} else {
-			env_unset(entry);
-		}
+		/* A variable we could not set would be read as its old
+		 * value: fail rather than go on with it. */
+		if ((eq ? env_set(entry, eq + 1) : env_unset(entry)) < 0)
+			goto out;
 	}
 	ok = 0;
 out:
