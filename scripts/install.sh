@@ -52,6 +52,13 @@ built_split=$(sed -n 's/^#define AUTO_SPLIT //p' "$build/gen/auto.h" 2>/dev/null
 [ -z "$built_split" ] || [ "$built_split" = "$split" ] ||
 	die "the build has SPLIT $built_split compiled in, not $split: make SPLIT=$split"
 [ -d doc/man ] && [ -d etc/service ] || die "run me from the top of the source tree"
+# An existing queue fixes SPLIT: programs built for another split would
+# look for messages in subdirectories that are not there.
+if [ -d "$root/queue/mess" ]; then
+	queue_split=$(find "$root/queue/mess" -mindepth 1 -maxdepth 1 -type d | wc -l)
+	[ "$queue_split" -eq "$split" ] ||
+		die "$root/queue/mess has $queue_split subdirectories, not SPLIT $split: make SPLIT=$queue_split && make install SPLIT=$queue_split"
+fi
 
 # --- owners or not ---
 # Every account of doc/install.md, for the advice at the end; those that

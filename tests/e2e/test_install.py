@@ -245,6 +245,20 @@ def test_install_keeps_what_the_administrator_made(installed):
     assert os.lstat(root).st_uid == uid
 
 
+def test_install_refuses_a_queue_of_another_split(installed):
+    """Programs built for one split would not find the messages of a
+    queue made with another: the install stops, naming both."""
+    prefix, account = installed
+    extra = prefix / "queue" / "mess" / str(SPLIT)
+    extra.mkdir()
+    result = run_install(prefix, account)
+    assert result.returncode != 0
+    assert (f"{prefix}/queue/mess has {SPLIT + 1} subdirectories, not "
+            f"SPLIT {SPLIT}") in result.stderr
+    extra.rmdir()
+    assert run_install(prefix, account).returncode == 0
+
+
 def test_alias_maildir_not_recreated_once_placeholders_exist(installed):
     prefix, account = installed
     shutil.rmtree(prefix / "alias" / "Maildir")
