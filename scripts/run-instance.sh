@@ -165,6 +165,13 @@ stop() {
 	exit 0
 }
 
+# svscan in its own session, so that Ctrl-C reaches only this script,
+# which then stops the services in order. The trap is set before the
+# banner says Ctrl-C works.
+setsid svscan "$inst/service" &
+svscan=$!
+trap stop INT TERM
+
 password=$(cat "$inst/demo.password" 2>/dev/null || echo "(none)")
 cat >&2 <<EOF
 $me: mail system running in $inst (account $account)
@@ -182,10 +189,5 @@ $me: mail system running in $inst (account $account)
 Press Ctrl-C to stop.
 EOF
 
-# svscan in its own session, so that Ctrl-C reaches only this script,
-# which then stops the services in order.
-setsid svscan "$inst/service" &
-svscan=$!
-trap stop INT TERM
 wait "$svscan" || true
 stop
