@@ -831,6 +831,8 @@ def test_double_bounce_to_configured_address(mta):
                         "Subject: failure notice"]
     assert "but the bounce bounced!" in body
     mta.wait_queue_empty()
+    # The files may go before the line is logged: wait for it.
+    wait_for(lambda: len(lines_starting(run, "end msg")) >= 2)
     assert len(lines_starting(run, "end msg")) == 2
 
 
