@@ -336,12 +336,12 @@ static _Noreturn void queue_message(const struct header *h,
 	code = qq_finish_list(&q, out->sender.s, &out->rcpts, &reply);
 	if (code == 0)
 		_exit(EXIT_OK);
-	text = reply.s ? reply.s : "qmail-queue failed";
+	text = qq_text(&reply, code);
 	/* The reply is SMTP-style; the code adds nothing here. */
 	if (strlen(text) > 4 && text[3] == ' ')
 		text += 4;
-	log_fatal(reply.s && reply.s[0] == '5' ? EXIT_PERM : EXIT_TEMP, "%s",
-		  text);
+	log_fatal(qq_text(&reply, code)[0] == '5' ? EXIT_PERM : EXIT_TEMP,
+		  "%s", text);
 }
 
 /* Who the message is from, by default: From and the envelope sender. */

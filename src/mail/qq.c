@@ -105,6 +105,19 @@ static int qq_wait(struct qq *q)
 	return WEXITSTATUS(status);
 }
 
+/* Out of memory leaves the reply empty, never cut short: callers then
+ * fall back on qq_reply(code). */
+static void set_reply(struct str *reply, const char *text)
+{
+	if (str_copys(reply, text) < 0)
+		str_clear(reply);
+}
+
+const char *qq_text(const struct str *reply, int code)
+{
+	return reply->len ? reply->s : qq_reply(code);
+}
+
 /* The child's own text for exit 82: "Dtext" is permanent, "Ztext" is
  * temporary. Anything unprintable is replaced, so it is safe to send. */
 static void qq_custom_reply(struct qq *q, struct str *reply)
@@ -126,14 +139,19 @@ static void qq_custom_reply(struct qq *q, struct str *reply)
 			 text[n - 1] == '\0'))
 		n--;
 	if (n < 2 || (text[0] != 'D' && text[0] != 'Z')) {
-		str_copys(reply, "451 qq temporary problem (#4.3.0)");
+		set_reply(reply, "451 qq temporary problem (#4.3.0)");
 		return;
 	}
-	str_copys(reply, text[0] == 'D' ? "554 " : "451 ");
+	/* "554 " or "451 " replaces the D or Z: one byte more. */
+	char smtp[QQ_CUSTOM_MAX + 4];
+	memcpy(smtp, text[0] == 'D' ? "554 " : "451 ", 4);
+	size_t len = 4;
 	for (size_t i = 1; i < n; i++) {
 		unsigned char c = (unsigned char)text[i];
-		str_appendc(reply, (c < 32 || c > 126) ? '?' : (char)c);
+		smtp[len++] = (c < 32 || c > 126) ? '?' : (char)c;
 	}
+	smtp[len] = 0;
+	set_reply(reply, smtp);
 }
 
 static int qq_write_envelope(struct qq *q, const char *sender,
@@ -175,7 +193,7 @@ int qq_finish_list(struct qq *q, const char *sender, const struct str *rcpts,
 	else if (code == 0 && q->failed)
 		code = QQ_BUG; /* it claims success on a message we broke */
 	if (code != QQ_CUSTOM)
-		str_copys(reply, qq_reply(code));
+		set_reply(reply, qq_reply(code));
 	close(q->errfd);
 	return code;
 }
@@ -189,7 +207,7 @@ int qq_finish(struct qq *q, const char *sender, const char *const *rcpts,
 	for (size_t i = 0; i < nrcpts; i++)
 		if (str_append(&list, rcpts[i], strlen(rcpts[i]) + 1) < 0) {
 			qq_abort(q);
-			str_copys(reply, qq_reply(QQ_NOMEM));
+			set_reply(reply, qq_reply(QQ_NOMEM));
 			return QQ_NOMEM;
 		}
 	code = qq_finish_list(q, sender, &list, reply);

@@ -36,9 +36,13 @@ void qq_puts(struct qq *q, const char *s);
 /* Ends the message, writes the envelope (sender, then each recipient)
  * and waits for the child. Returns its exit code (0 means queued; 82
  * means the text came from the child), and sets reply to an SMTP-style
- * reply: "250 ok ...", "451 ..." or "554 ...". A crash gives 81. */
+ * reply: "250 ok ...", "451 ..." or "554 ...". A crash gives 81.
+ * Out of memory leaves reply empty: qq_text() covers that case. */
 int qq_finish(struct qq *q, const char *sender, const char *const *rcpts,
 	      size_t nrcpts, struct str *reply);
+/* The reply qq_finish set, or the standard one for code when it could
+ * not set any. */
+const char *qq_text(const struct str *reply, int code);
 /* Same, with the recipients as NUL-terminated records in one string
  * (each "addr\0"), as a parser naturally collects them. */
 int qq_finish_list(struct qq *q, const char *sender, const struct str *rcpts,

@@ -167,27 +167,31 @@ static int build_packet(int msgfd, unsigned long long msglen,
 	return fd;
 }
 
-/* "1.2.3.4", "1.2.3.4:port", "::1" or "[::1]:port". */
-static void split_server(const char *entry, struct str *ip, struct str *port)
+/* "1.2.3.4", "1.2.3.4:port", "::1" or "[::1]:port". Returns 0, or -1
+ * when memory runs out. */
+static int split_server(const char *entry, struct str *ip, struct str *port)
 {
 	const char *colon = strrchr(entry, ':');
 
-	str_copys(port, "628");
+	if (str_copys(port, "628") < 0)
+		return -1;
 	if (entry[0] == '[') {
 		const char *end = strchr(entry, ']');
 		if (end) {
-			str_copy(ip, entry + 1, (size_t)(end - entry - 1));
+			if (str_copy(ip, entry + 1,
+				     (size_t)(end - entry - 1)) < 0)
+				return -1;
 			if (end[1] == ':' && end[2])
-				str_copys(port, end + 2);
-			return;
+				return str_copys(port, end + 2);
+			return 0;
 		}
 	}
 	if (colon && strchr(entry, ':') == colon) {
-		str_copy(ip, entry, (size_t)(colon - entry));
-		str_copys(port, colon + 1);
-		return;
+		if (str_copy(ip, entry, (size_t)(colon - entry)) < 0)
+			return -1;
+		return str_copys(port, colon + 1);
 	}
-	str_copys(ip, entry);
+	return str_copys(ip, entry);
 }
 
 /* One attempt. Returns the reply text (K/Z/D...) in reply, or an empty
@@ -200,8 +204,8 @@ static void attempt(int packet, const char *entry, unsigned long tconnect,
 	int p[2];
 
 	str_clear(reply);
-	split_server(entry, &ip, &port);
-	if (str_copys(&self, home_dir()) < 0 ||
+	if (split_server(entry, &ip, &port) < 0 ||
+	    str_copys(&self, home_dir()) < 0 ||
 	    str_appends(&self, "/bin/qmail-qmqpc") < 0 || pipe(p) < 0)
 		_exit(QQ_NOMEM);
 	snprintf(tc, sizeof tc, "%lu", tconnect);
@@ -237,7 +241,9 @@ static void attempt(int packet, const char *entry, unsigned long tconnect,
 	if (got > 0 && (buf[0] == 'K' || buf[0] == 'Z' || buf[0] == 'D')) {
 		for (size_t i = 0; i < got; i++) {
 			unsigned char c = (unsigned char)buf[i];
-			str_appendc(reply, (c < 32 || c > 126) ? '?' : (char)c);
+			if (str_appendc(reply, (c < 32 || c > 126) ? '?'
+								  : (char)c) < 0)
+				_exit(QQ_NOMEM);
 		}
 	}
 	str_free(&ip);

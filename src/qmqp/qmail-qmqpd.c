@@ -189,9 +189,10 @@ int main(int argc, char **argv)
 	if (code == 0)
 		reply("Kok");
 	/* qq replies look like "451 text": the kind, then the text. */
+	const char *smtp = qq_text(&text, code);
 	struct str r = STR_INIT;
-	if (str_appendc(&r, text.s[0] == '5' ? 'D' : 'Z') < 0 ||
-	    str_appends(&r, text.len > 4 ? text.s + 4 : text.s) < 0)
+	if (str_appendc(&r, smtp[0] == '5' ? 'D' : 'Z') < 0 ||
+	    str_appends(&r, strlen(smtp) > 4 ? smtp + 4 : smtp) < 0)
 		log_nomem();
 	reply(r.s);
 }

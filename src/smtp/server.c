@@ -376,7 +376,7 @@ static void do_data(struct smtp_server *s)
 			/* Only now is the message safe on disk. */
 			smtp_reply(s, "250 ok");
 		} else {
-			smtp_reply(s, reply.s);
+			smtp_reply(s, qq_text(&reply, code));
 		}
 	}
 	smtp_reset(s);
