@@ -276,6 +276,12 @@ def churn(instance, stop, errors):
 
 
 def test_qread_and_qstat_while_the_queue_changes(instance):
+    # One message stays throughout, so that every listing has something
+    # to show whatever the scheduler does with the churning thread.
+    queue = instance.path / "queue"
+    (queue / split("mess", 999)).write_bytes(b"message\n")
+    (queue / split("info", 999)).write_bytes(b"Fs@example.org\0")
+    (queue / split("local", 999)).write_bytes(b"Tu@example.test\0")
     stop = threading.Event()
     errors = []
     worker = threading.Thread(target=churn, args=(instance, stop, errors))
@@ -294,7 +300,7 @@ def test_qread_and_qstat_while_the_queue_changes(instance):
         stop.set()
         worker.join(timeout=30)
     assert not errors
-    assert seen, "no message was ever in the queue: the test proves nothing"
+    assert seen >= 40, "the message that stays was not always listed"
 
 
 def inject(instance, tmp, name, sender, rcpts, body):
