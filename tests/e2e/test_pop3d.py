@@ -559,7 +559,12 @@ def test_trickled_command_hits_the_timeout(start, box):
             closed = True
             break
     assert closed and time.monotonic() - began < 20
-    assert raw.eof()
+    # A byte sent just before the server's close arrives unread, and the
+    # kernel answers it with a reset: that is a close as well.
+    try:
+        assert raw.eof()
+    except ConnectionResetError:
+        pass
     assert box.names("cur") == [name + ":2,"]  # no UPDATE state
     assert "timeout" in server.log_text()
 
