@@ -110,10 +110,31 @@ $(LIBQTLS): $(call obj,$(TLSLIB_C))
 	@rm -f $@
 	ar rcs $@ $^
 
+# Programs started for every message or connection are linked as static
+# PIE (still PIE, full RELRO) where the toolchain can: each start then
+# skips the dynamic loader (0.2 of 1.1 ms of CPU per start, measured). They
+# stay dynamic under SAN=1 and where the probe fails (no static libc or
+# libcdb). Only programs that never use NSS (getpwnam, getaddrinfo...)
+# may be listed: glibc cannot do NSS statically, and WERROR=1 makes its
+# link warning fatal. The probe runs once, at the first such link.
+# qmail-smtpd, qmail-rsmtp and qmail-queue wait for two tests to accept
+# static binaries: test_starttls wants NEEDED entries, test_diskfull the
+# dynamic loader's failure on EMFILE.
+STATIC_PROGS := qmail-local qmail-qmqpd qmail-ofmipd
+COMMA := ,
+ifneq ($(SAN),1)
+STATIC_LDFLAGS = $(eval STATIC_LDFLAGS := $(shell mkdir -p $(BUILD) && \
+	printf 'int main(void){return 0;}\n' | $(CC) -x c -pie -static-pie \
+	-o $(BUILD)/static-probe - $(LIBS) 2>/dev/null && echo -static-pie \
+	$(if $(filter 1,$(WERROR)),-Wl$(COMMA)--fatal-warnings); \
+	rm -f $(BUILD)/static-probe))$(STATIC_LDFLAGS)
+endif
+static_flags = $(if $(filter $(notdir $(basename $(1))),$(STATIC_PROGS)),\
+	$$(STATIC_LDFLAGS))
 define prog_rule
 $(BUILD)/bin/$(notdir $(basename $(1))): $(call obj,$(1)) $(LIBQM)
 	@mkdir -p $$(@D)
-	$$(CC) $(ALL_LDFLAGS) -o $$@ $$< $(LIBQM) $(LIBS)
+	$$(CC) $(ALL_LDFLAGS) $(call static_flags,$(1)) -o $$@ $$< $(LIBQM) $(LIBS)
 endef
 $(foreach m,$(MAIN_C),$(eval $(call prog_rule,$(m))))
 

@@ -4,10 +4,12 @@
  * Fds (set up by qmail-start): 0 log, 1/2 to/from qmail-lspawn, 3/4
  * to/from qmail-rspawn, 5/6 to/from qmail-clean. The queue on disk is the
  * only state that matters: everything in memory can be rebuilt from
- * info/ at start. A recipient is marked done (its T becomes D) only after
- * its delivery succeeded, or after its failure is safely in bounce/; so a
- * crash can repeat a delivery, never lose one. Bounces go out in qmail's
- * format (QSBMF). It never runs a shell and never delivers by itself.
+ * info/ and todo/ at start; a message keeps its todo entry until its own
+ * files are on disk (see TODO_BATCH). A recipient is marked done (its T
+ * becomes D) only after its delivery succeeded, or after its failure is
+ * safely in bounce/; so a crash can repeat a delivery, never lose one.
+ * Bounces go out in qmail's format (QSBMF). It never runs a shell and
+ * never delivers by itself.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +72,13 @@ struct msg {
 	int inheap[2];
 	int bounce_wait; /* a bounce could not be injected yet */
 	struct msg *hnext;
+	/* Until it is committed (see TODO_BATCH): */
+	int uncommitted;	   /* its todo entry is still there */
+	int commit_failed;	   /* an attempt may have left files */
+	long long commit_at;	   /* when it is due, on the monotonic clock */
+	struct str data[3];	   /* its info, local, remote files to be */
+	size_t held;		   /* their bytes, as counted in uc_bytes */
+	struct msg *cprev, *cnext; /* the uncommitted list */
 };
 
 #define BUCKETS 65536
@@ -301,6 +311,8 @@ static void msg_remove(struct msg *m)
 		p = &(*p)->hnext;
 	*p = m->hnext;
 	nmsgs--;
+	for (int k = 0; k < 3; k++)
+		str_free(&m->data[k]);
 	free(m);
 }
 
@@ -391,34 +403,42 @@ static void clean(char type, unsigned long id)
 
 /* --- reading queue files --- */
 
-static int read_file(const char *fn, struct str *out)
+/* The whole of fd, from where it stands, into out; fd stays open. */
+static int read_fd(int fd, struct str *out)
 {
-	int fd = open(fn, O_RDONLY | O_CLOEXEC);
 	char tmp[BUF_SIZE];
 	ssize_t r;
 
 	str_clear(out);
-	if (fd < 0)
-		return -1;
 	while ((r = read(fd, tmp, sizeof tmp)) != 0) {
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			close(fd);
 			return -1;
 		}
 		if (out->len + (size_t)r > ENVELOPE_MAX) {
-			close(fd);
 			errno = EFBIG;
 			return -1;
 		}
 		if (str_append(out, tmp, (size_t)r) < 0)
 			log_nomem();
 	}
-	close(fd);
 	return 0;
 }
 
+static int read_file(const char *fn, struct str *out)
+{
+	int fd = open(fn, O_RDONLY | O_CLOEXEC);
+
+	str_clear(out);
+	if (fd < 0)
+		return -1;
+	int r = read_fd(fd, out);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return r;
+}
 
 static int read_sender(unsigned long id, struct str *sender)
 {
@@ -434,6 +454,16 @@ static int read_sender(unsigned long id, struct str *sender)
 	/* Keep only the address, NUL-terminated. */
 	memmove(sender->s, sender->s + 1, sender->len - 1);
 	str_truncate(sender, strlen(sender->s));
+	return 0;
+}
+
+/* From memory until m is committed, then from its info file. */
+static int msg_sender(const struct msg *m, struct str *sender)
+{
+	if (!m->uncommitted)
+		return read_sender(m->id, sender);
+	if (str_copys(sender, m->data[0].s + 1) < 0)
+		log_nomem();
 	return 0;
 }
 
@@ -474,47 +504,77 @@ static void log_msginfo(unsigned long id, const char *sender, const char *qp,
 }
 
 /*
- * Turning todo/<id> into info/, local/ and remote/ happens in batches:
- * first every file of the batch is written, then all are fsynced (on a
- * journaling file system the first fsync commits the others' metadata
- * too), then their directories, and only then may qmail-clean drop the
- * todo entries. A batch is small, so deliveries start while mail keeps
- * arriving.
+ * New mail: each todo/<id> is read and routed into a message in memory,
+ * in batches of up to TODO_BATCH, so that deliveries start while mail
+ * keeps arriving.
+ *
+ * Its info/, local/ and remote/ files are written when it is committed:
+ * the files written and fsynced, their directories fsynced, and only
+ * then qmail-clean removes todo/<id>. Until that moment the todo entry,
+ * which qmail-queue made durable, is the message's record: after a
+ * crash, scan_info skips every message that still has one and scan_todo
+ * takes it again from its envelope. So waiting loses nothing. A message
+ * finished before its commit (one local recipient, usually) leaves
+ * through qmail-clean's D, which removes its todo entry too; it costs
+ * qmail-send no file, no fsync and no T. The others are committed
+ * COMMIT_DELAY_MS after they arrived, in batches that share each
+ * directory's fsync; or right after their first delivery result that
+ * does not finish them, because from then on the queue holds progress
+ * that a redo would throw away. What a crash before the commit repeats
+ * is thus what qmail repeats anyway: the deliveries under way (and the
+ * one that has just finished a message, until its D is done).
+ *
+ * A message is committed before its first delivery, with the others of
+ * its batch, when waiting is unlikely to spare the commit or could cost
+ * something: when it has remote recipients (an SMTP delivery takes
+ * longer than the wait); when a channel it needs is on hold; when
+ * qmail-send finds it at start-up (a backlog, which waits for slots
+ * anyway); and when the queue's file system is nearly full, where a
+ * commit failing after the deliveries started would leave them
+ * unrecorded. If that commit fails, the message stays in todo/ until its
+ * files fit, as in qmail.
  */
 #define TODO_BATCH 32
+#define COMMIT_DELAY_MS 2000
+#define COMMIT_BATCH 64		      /* messages per commit pass */
+#define COMMIT_MAX 1024		      /* uncommitted messages, and ... */
+#define COMMIT_BYTES (16 << 20)	      /* ... their files' bytes, at most */
+#define COMMIT_RETRY_MS 60000	      /* after a failed commit */
+#define QUEUE_LOW_BYTES (16ULL << 20) /* nearly full: less free space, */
+#define QUEUE_LOW_FILES 1000ULL	      /* or fewer free inodes */
+
+static const char *const kind_name[3] = {"info", "local", "remote"};
 
 struct todo_item {
 	unsigned long id;
-	int fd[3];  /* info, local, remote; -1 when not written */
-	int has[3]; /* the file was written */
-	char fn[3][64];
+	struct str data[3]; /* info, local, remote; empty when none */
 	struct str sender, qp, uid;
 };
 
 static unsigned long *todo_ids;
 static size_t todo_n, todo_pos, todo_cap;
 
+static struct msg *uc_head, *uc_tail; /* uncommitted, oldest first */
+static size_t uc_count, uc_bytes;
+static int commit_flagged; /* a message is due at once */
+static size_t backlog_end; /* todo_ids[0..backlog_end) are a backlog */
+static int started;	   /* todo/ was read once */
+
+static long long mono_ms(void)
+{
+	struct timespec t;
+	if (clock_gettime(CLOCK_MONOTONIC, &t) < 0)
+		log_fatal_sys(EXIT_TEMP, "unable to read the clock");
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static void todo_item_free(struct todo_item *it)
 {
 	for (int k = 0; k < 3; k++)
-		if (it->fd[k] >= 0)
-			close(it->fd[k]);
+		str_free(&it->data[k]);
 	str_free(&it->sender);
 	str_free(&it->qp);
 	str_free(&it->uid);
-}
-
-/* Write a whole file and leave it open, unsynced. Returns the fd. */
-static int write_open(const char *fn, const struct str *data, int mode)
-{
-	int fd = open(fn, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -1;
-	if (fd_write_all(fd, data->s, data->len, 0) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 static void todo_bad(const char *fn)
@@ -525,37 +585,44 @@ static void todo_bad(const char *fn)
 	logend();
 }
 
-/* Read and route one envelope, and write its files. Returns 0, or -1
- * when the item must be skipped (it then holds nothing open). */
+/* Remove info/, local/ and remote/ files of id by name, whatever is
+ * there: left over from before a crash, or from a failed commit. */
+static void unlink_files(unsigned long id)
+{
+	char fn[64];
+
+	for (int k = 0; k < 3; k++) {
+		fn_split(fn, sizeof fn, kind_name[k], id);
+		if (unlink(fn) < 0 && errno != ENOENT)
+			alert_sys("unable to remove ", fn);
+	}
+}
+
+/* Read and route one envelope into it. Returns 0, or -1 when the item
+ * must be skipped (it then holds nothing). */
 static int todo_prepare(unsigned long id, struct todo_item *it)
 {
 	char fn[64];
-	struct str env = STR_INIT, rcpt = STR_INIT, data[3];
-	int ret = -1;
+	struct str env = STR_INIT, rcpt = STR_INIT;
+	struct str *data = it->data;
 
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 3; k++)
 		data[k] = (struct str)STR_INIT;
-		it->fd[k] = -1;
-		it->has[k] = 0;
-	}
 	it->id = id;
 	it->sender = it->qp = it->uid = (struct str)STR_INIT;
 	fn_flat(fn, sizeof fn, "todo", id);
-	fn_split(it->fn[0], sizeof it->fn[0], "info", id);
-	fn_split(it->fn[1], sizeof it->fn[1], "local", id);
-	fn_split(it->fn[2], sizeof it->fn[2], "remote", id);
 	if (msg_find(id))
-		goto out; /* already known: a stale entry */
+		goto fail; /* already known: a stale entry */
 	if (read_file(fn, &env) < 0) {
 		if (errno != ENOENT)
 			alert_sys("unable to read ", fn);
-		goto out;
+		goto fail;
 	}
 	/* Records: u<uid> p<pid> F<sender> T<rcpt>..., each NUL-ended. */
 	int have_sender = 0;
 	if (env.len == 0 || env.s[env.len - 1] != 0) {
 		todo_bad(fn);
-		goto out;
+		goto fail;
 	}
 	for (size_t pos = 0; pos < env.len; pos += strlen(env.s + pos) + 1) {
 		const char *rec = env.s + pos;
@@ -569,11 +636,12 @@ static int todo_prepare(unsigned long id, struct todo_item *it)
 			have_sender |= rec[0] == 'F';
 			continue;
 		}
+		/* Unknown records are skipped, as qmail does. */
 		if (rec[0] != 'T')
-			continue; /* unknown records are skipped, as qmail does */
+			continue;
 		if (!have_sender) {
 			todo_bad(fn);
-			goto out;
+			goto fail;
 		}
 		int c = route_rewrite(&cfg.routes, rec + 1, &rcpt);
 		if (c < 0)
@@ -584,78 +652,21 @@ static int todo_prepare(unsigned long id, struct todo_item *it)
 	}
 	if (!have_sender || (data[1].len == 0 && data[2].len == 0)) {
 		todo_bad(fn);
-		goto out;
+		goto fail;
 	}
 	if (str_appendc(&data[0], 'F') < 0 ||
 	    str_append(&data[0], it->sender.s, it->sender.len + 1) < 0)
 		log_nomem();
-	for (int k = 0; k < 3; k++) {
-		if (data[k].len == 0) {
-			/* Left over from an attempt before a crash? */
-			if (unlink(it->fn[k]) < 0 && errno != ENOENT)
-				alert_sys("unable to remove ", it->fn[k]);
-			continue;
-		}
-		it->has[k] = 1;
-		if ((it->fd[k] = write_open(it->fn[k], &data[k], 0600)) < 0) {
-			alert_sys("unable to write ", it->fn[k]);
-			for (int j = 0; j <= k; j++)
-				unlink(it->fn[j]);
-			todo_item_free(it);
-			goto out_data;
-		}
-	}
-	ret = 0;
-	goto out_data;
-out:
-	todo_item_free(it);
-out_data:
-	for (int k = 0; k < 3; k++)
-		str_free(&data[k]);
+	/* Files of an attempt cut short by a crash must not outlive it. */
+	unlink_files(id);
 	str_free(&env);
 	str_free(&rcpt);
-	return ret;
-}
-
-/* fsync each file and each directory of the batch; on trouble the item
- * is given up (its todo entry stays for the next attempt). */
-static void todo_sync(struct todo_item *items, size_t n, int *ok)
-{
-	char done[3][AUTO_SPLIT];
-
-	memset(done, 0, sizeof done);
-	for (size_t i = 0; i < n; i++) {
-		ok[i] = 1;
-		for (int k = 0; k < 3; k++)
-			if (items[i].fd[k] >= 0 &&
-			    (fsync(items[i].fd[k]) < 0 ||
-			     close(items[i].fd[k]) < 0)) {
-				alert_sys("unable to write ", items[i].fn[k]);
-				ok[i] = 0;
-			}
-		for (int k = 0; k < 3; k++)
-			items[i].fd[k] = items[i].fd[k] >= 0 ? -2 : -1;
-	}
-	for (size_t i = 0; i < n; i++)
-		for (int k = 0; k < 3; k++) {
-			unsigned long part = items[i].id % AUTO_SPLIT;
-			if (items[i].fd[k] == -1 || done[k][part] == 1)
-				continue;
-			if (done[k][part] == 2 || fsync_dir_of(items[i].fn[k]) < 0) {
-				if (done[k][part] != 2)
-					alert_sys("unable to sync the directory "
-						  "of ",
-						  items[i].fn[k]);
-				done[k][part] = 2;
-				ok[i] = 0;
-				continue;
-			}
-			done[k][part] = 1;
-		}
-	for (size_t i = 0; i < n; i++)
-		for (int k = 0; k < 3; k++)
-			if (items[i].fd[k] == -2)
-				items[i].fd[k] = -1; /* already closed */
+	return 0;
+fail:
+	todo_item_free(it);
+	str_free(&env);
+	str_free(&rcpt);
+	return -1;
 }
 
 static void clean_send(char type, unsigned long id)
@@ -686,43 +697,293 @@ static void clean_wait(unsigned long id)
 	}
 }
 
-static void todo_batch(void)
-{
-	struct todo_item items[TODO_BATCH];
-	int ok[TODO_BATCH];
-	size_t n = 0;
-	time_t now = time(NULL);
+/* --- committing new messages (see TODO_BATCH) --- */
 
-	while (n < TODO_BATCH && todo_pos < todo_n)
-		if (todo_prepare(todo_ids[todo_pos++], &items[n]) == 0)
-			n++;
-	if (n == 0)
+static void uc_unlink(struct msg *m)
+{
+	if (m->cprev)
+		m->cprev->cnext = m->cnext;
+	else
+		uc_head = m->cnext;
+	if (m->cnext)
+		m->cnext->cprev = m->cprev;
+	else
+		uc_tail = m->cprev;
+	m->cprev = m->cnext = NULL;
+}
+
+static void uc_append(struct msg *m, long long when)
+{
+	m->commit_at = when;
+	m->cnext = NULL;
+	m->cprev = uc_tail;
+	if (uc_tail)
+		uc_tail->cnext = m;
+	else
+		uc_head = m;
+	uc_tail = m;
+}
+
+static void uncommitted_add(struct msg *m, long long when)
+{
+	m->uncommitted = 1;
+	m->held = 0;
+	for (int k = 0; k < 3; k++)
+		m->held += m->data[k].len;
+	uc_count++;
+	uc_bytes += m->held;
+	uc_append(m, when);
+}
+
+/* m is committed or gone: forget what was kept for its files. */
+static void uncommitted_drop(struct msg *m)
+{
+	if (!m->uncommitted)
 		return;
-	todo_sync(items, n, ok);
+	uc_unlink(m);
+	uc_count--;
+	uc_bytes -= m->held;
+	for (int k = 0; k < 3; k++)
+		str_free(&m->data[k]);
+	m->uncommitted = 0;
+}
+
+/* A delivery result for m: a redo from todo would lose it, so commit m
+ * in this pass, unless it ends before (then nothing is left to lose). */
+static void commit_soon(struct msg *m)
+{
+	if (m->uncommitted) {
+		m->commit_at = 0;
+		commit_flagged = 1;
+	}
+}
+
+static int commit_over(size_t count, size_t bytes)
+{
+	return count > COMMIT_MAX || bytes > COMMIT_BYTES;
+}
+
+static int commit_due(long long now)
+{
+	return commit_flagged || (uc_head && (uc_head->commit_at <= now ||
+					      commit_over(uc_count, uc_bytes)));
+}
+
+/* Milliseconds until a commit is due; -1 when none is waiting. */
+static long long commit_wait(long long now)
+{
+	if (commit_due(now))
+		return 0;
+	return uc_head ? uc_head->commit_at - now : -1;
+}
+
+static struct job *job_of(const struct msg *m, int c)
+{
+	for (struct job *j = jobs[c]; j; j = j->next)
+		if (j->m == m)
+			return j;
+	return NULL;
+}
+
+/* Which files m has: info, and each channel file until its channel is
+ * done (a channel done before the commit never needs its file). */
+static int commit_has(const struct msg *m, int k)
+{
+	return k == 0 || m->pending[k - 1];
+}
+
+/* One of m's files, written from data and fsynced; info gets m's birth
+ * as its mtime, which is what a restart reads back. Returns the open
+ * descriptor, or -1 (said in the log). */
+static int write_synced(const struct msg *m, int k, const struct str *data)
+{
+	char fn[64];
+	struct timespec times[2] = {{0, UTIME_OMIT}, {m->birth, 0}};
+
+	fn_split(fn, sizeof fn, kind_name[k], m->id);
+	int fd = open(fn, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0 && fd_write_all(fd, data->s, data->len, 0) == 0 &&
+	    (k != 0 || futimens(fd, times) == 0) && fsync(fd) == 0)
+		return fd;
+	alert_sys("unable to write ", fn);
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* The file of a channel with a running job comes from the job's copy,
+ * which holds its results so far; the job marks the next ones in it. */
+static int commit_files(struct msg *m)
+{
+	for (int k = 0; k < 3; k++) {
+		if (!commit_has(m, k))
+			continue;
+		struct job *j = k ? job_of(m, k - 1) : NULL;
+		int fd = write_synced(m, k, j ? &j->data : &m->data[k]);
+		if (fd < 0) {
+			m->commit_failed = 1;
+			return 0;
+		}
+		if (!j) {
+			close(fd);
+			continue;
+		}
+		if (j->fd >= 0)
+			close(j->fd);
+		j->fd = fd;
+	}
+	return 1;
+}
+
+/* Each directory once per pass: 0 not yet, 1 synced, 2 failed. */
+static int commit_dirs(const struct msg *m, char done[3][AUTO_SPLIT])
+{
+	unsigned long part = m->id % AUTO_SPLIT;
+	char dir[32];
+	int ok = 1;
+
+	for (int k = 0; k < 3; k++) {
+		if (!commit_has(m, k))
+			continue;
+		if (done[k][part] == 0) {
+			snprintf(dir, sizeof dir, "%s/%lu", kind_name[k], part);
+			done[k][part] = fsync_dir(dir) == 0 ? 1 : 2;
+			if (done[k][part] == 2)
+				alert_sys("unable to sync the directory ", dir);
+		}
+		ok &= done[k][part] == 1;
+	}
+	return ok;
+}
+
+/* Commit the n messages of batch: their files, their directories (each
+ * once), then qmail-clean's T for those that made it; ok[i] says which.
+ * The others are left as they were. Returns how many were committed. */
+static size_t commit_batch(struct msg **batch, size_t n, int *ok)
+{
+	char done[3][AUTO_SPLIT];
+	size_t committed = 0;
+
+	memset(done, 0, sizeof done);
+	for (size_t i = 0; i < n; i++)
+		ok[i] = commit_files(batch[i]) && commit_dirs(batch[i], done);
 	/* qmail-clean's answers are read after all requests are sent. */
 	for (size_t i = 0; i < n; i++)
 		if (ok[i])
-			clean_send('T', items[i].id);
-	for (size_t i = 0; i < n; i++) {
-		struct todo_item *it = &items[i];
+			clean_send('T', batch[i]->id);
+	for (size_t i = 0; i < n; i++)
+		if (ok[i]) {
+			clean_wait(batch[i]->id);
+			uncommitted_drop(batch[i]);
+			committed++;
+		}
+	return committed;
+}
+
+/* Commit the messages that are due (all of them with all set), at most
+ * COMMIT_BATCH. Returns how many were committed. */
+static size_t commit_pass(int all)
+{
+	struct msg *batch[COMMIT_BATCH];
+	int ok[COMMIT_BATCH];
+	size_t n = 0, count = uc_count, bytes = uc_bytes;
+	long long now = mono_ms();
+
+	commit_flagged = 0;
+	for (struct msg *m = uc_head; m; m = m->cnext) {
+		if (n == COMMIT_BATCH) {
+			commit_flagged = 1; /* look again next time */
+			break;
+		}
+		/* Over the limits, the oldest go first. */
+		if (all || commit_over(count, bytes) || m->commit_at <= now) {
+			batch[n++] = m;
+			count--;
+			bytes -= m->held;
+		}
+	}
+	size_t committed = commit_batch(batch, n, ok);
+	for (size_t i = 0; i < n; i++)
 		if (!ok[i]) {
-			for (int k = 0; k < 3; k++)
-				unlink(it->fn[k]);
+			/* todo stays; try again later, after the others. */
+			uc_unlink(batch[i]);
+			uc_append(batch[i], now + COMMIT_RETRY_MS);
+		}
+	return committed;
+}
+
+static int queue_nearly_full(void)
+{
+	struct statvfs v;
+
+	if (statvfs(".", &v) < 0)
+		return 1; /* cannot tell: the careful way */
+	return (unsigned long long)v.f_bavail * v.f_frsize < QUEUE_LOW_BYTES ||
+	       (v.f_files != 0 && v.f_favail < QUEUE_LOW_FILES);
+}
+
+/* See TODO_BATCH, apart from the backlog and a full file system. */
+static int commit_before_delivery(const struct msg *m)
+{
+	return m->pending[CHAN_REMOTE] ||
+	       (m->pending[CHAN_LOCAL] && limit(CHAN_LOCAL) == 0);
+}
+
+/* The message of it, in memory and uncommitted. */
+static struct msg *todo_take(struct todo_item *it, time_t now, long long due)
+{
+	struct msg *m = msg_add(it->id, now);
+
+	for (int k = 0; k < 3; k++) {
+		m->data[k] = it->data[k];
+		it->data[k] = (struct str)STR_INIT;
+	}
+	for (int c = 0; c < 2; c++)
+		m->pending[c] = m->data[1 + c].len > 0;
+	uncommitted_add(m, due);
+	return m;
+}
+
+static void todo_batch(void)
+{
+	struct todo_item items[TODO_BATCH];
+	struct msg *m[TODO_BATCH], *first[TODO_BATCH];
+	int ok[TODO_BATCH];
+	size_t n = 0, nfirst = 0;
+	time_t now = time(NULL);
+	long long due = mono_ms() + COMMIT_DELAY_MS;
+	int low = -1;
+
+	while (n < TODO_BATCH && todo_pos < todo_n) {
+		int backlog = todo_pos < backlog_end;
+		if (todo_prepare(todo_ids[todo_pos++], &items[n]) < 0)
+			continue;
+		m[n] = todo_take(&items[n], now, due);
+		if (low < 0)
+			low = queue_nearly_full();
+		if (low || backlog || commit_before_delivery(m[n]))
+			first[nfirst++] = m[n];
+		n++;
+	}
+	commit_batch(first, nfirst, ok);
+	for (size_t i = 0, f = 0; i < n; i++) {
+		struct todo_item *it = &items[i];
+		if (f < nfirst && first[f] == m[i] && !ok[f++]) {
+			/* It waits in todo/ for the next scan, as in qmail. */
+			unlink_files(it->id);
+			uncommitted_drop(m[i]);
+			msg_remove(m[i]);
 			todo_item_free(it);
 			continue;
 		}
-		clean_wait(it->id);
 		logs("new msg ");
 		lognum(it->id);
 		logend();
 		log_msginfo(it->id, it->sender.s, it->qp.len ? it->qp.s : "?",
 			    it->uid.len ? it->uid.s : "?");
-		struct msg *m = msg_add(it->id, now);
 		for (int c = 0; c < 2; c++)
-			if (it->has[1 + c]) {
-				m->pending[c] = 1;
-				heap_push(c, m, now);
-			}
+			if (m[i]->pending[c])
+				heap_push(c, m[i], now);
 		todo_item_free(it);
 	}
 }
@@ -743,9 +1004,10 @@ static void read_todo_dir(void)
 			continue;
 		if (todo_n == todo_cap) {
 			size_t cap = todo_cap ? todo_cap * 2 : 1024;
-			unsigned long *t = cap <= SIZE_MAX / sizeof *t
-						   ? realloc(todo_ids, cap * sizeof *t)
-						   : NULL;
+			unsigned long *t =
+			    cap <= SIZE_MAX / sizeof *t
+				? realloc(todo_ids, cap * sizeof *t)
+				: NULL;
 			if (!t)
 				break; /* the rest waits for the next scan */
 			todo_ids = t;
@@ -764,6 +1026,10 @@ static void scan_todo(void)
 		flag_todo = 0;
 		read_todo_dir();
 		last_todo = time(NULL);
+		/* What the first read finds waited for this qmail-send: a
+		 * backlog, for which waiting to commit gains nothing. */
+		backlog_end = started ? 0 : todo_n;
+		started = 1;
 	}
 	todo_batch();
 }
@@ -836,7 +1102,7 @@ static int send_bounce(struct msg *m)
 			alert_sys("unable to read ", bfn);
 		goto out;
 	}
-	if (read_sender(m->id, &sender) < 0) {
+	if (msg_sender(m, &sender) < 0) {
 		alert_sys("unable to read the sender of ", bfn);
 		goto out;
 	}
@@ -864,7 +1130,7 @@ static int send_bounce(struct msg *m)
 		 * which the bounce file holds as "<rcpt>:\n". */
 		struct str r1 = STR_INIT;
 		const char *end =
-			report.len > 1 ? strstr(report.s, ">:\n") : NULL;
+		    report.len > 1 ? strstr(report.s, ">:\n") : NULL;
 		if (str_copys(&r1, "") < 0 ||
 		    (end && str_copy(&r1, report.s + 1,
 				     (size_t)(end - report.s - 1)) < 0) ||
@@ -986,18 +1252,45 @@ static void msg_check_done(struct msg *m)
 	 * would free the inode while info still names it: a new message
 	 * could take that id and be removed as the old one's leftover. */
 	fn_split(fn, sizeof fn, "info", m->id);
-	if (unlink(fn) < 0 && errno != ENOENT) {
+	if (!m->uncommitted && unlink(fn) < 0 && errno != ENOENT) {
 		alert_sys("unable to remove ", fn);
 		return;
 	}
-	clean('D', m->id);
+	if (m->uncommitted && m->commit_failed)
+		unlink_files(m->id);
+	/* D removes the todo entry of an uncommitted message too; it must
+	 * never get a T later, which could hit a new message with its id. */
+	uncommitted_drop(m);
+	/* Logged first: whoever sees the queue empty finds the line. */
 	logs("end msg ");
 	lognum(m->id);
 	logend();
+	logflush();
+	clean('D', m->id);
 	msg_remove(m);
 }
 
 /* --- jobs and deliveries --- */
+
+/* The channel's records and the sender: taken from m until it is
+ * committed (the job then keeps the records until it ends or m is
+ * committed), from m's files after. On failure fn names the file. */
+static int job_load(struct job *j, char fn[64])
+{
+	struct msg *m = j->m;
+	int c = j->chan;
+
+	if (m->uncommitted) {
+		j->data = m->data[1 + c];
+		m->data[1 + c] = (struct str)STR_INIT;
+		return msg_sender(m, &j->sender);
+	}
+	fn_split(fn, 64, chan_name[c], m->id);
+	j->fd = open(fn, O_RDWR | O_CLOEXEC);
+	if (j->fd < 0 || read_fd(j->fd, &j->data) < 0)
+		return -1;
+	return read_sender(m->id, &j->sender);
+}
 
 static struct job *job_start(struct msg *m, int c)
 {
@@ -1008,10 +1301,8 @@ static struct job *job_start(struct msg *m, int c)
 		log_nomem();
 	j->m = m;
 	j->chan = c;
-	fn_split(fn, sizeof fn, chan_name[c], m->id);
-	j->fd = open(fn, O_RDWR | O_CLOEXEC);
-	if (j->fd < 0 || read_file(fn, &j->data) < 0 ||
-	    read_sender(m->id, &j->sender) < 0) {
+	j->fd = -1;
+	if (job_load(j, fn) < 0) {
 		if (errno == ENOENT) {
 			m->pending[c] = 0; /* nothing left to do here */
 		} else {
@@ -1070,7 +1361,8 @@ static void job_finish(struct job *j)
 			remaining = 1;
 		pos = (size_t)(end - j->data.s) + 1;
 	}
-	close(j->fd);
+	if (j->fd >= 0)
+		close(j->fd);
 	struct job **p = &jobs[c];
 	while (*p != j)
 		p = &(*p)->next;
@@ -1078,10 +1370,15 @@ static void job_finish(struct job *j)
 	m->injob[c] = 0;
 	if (remaining) {
 		heap_push(c, m, next_retry(m, c, now));
+		if (m->uncommitted) { /* the records go back to m */
+			m->data[1 + c] = j->data;
+			j->data = (struct str)STR_INIT;
+		}
 	} else {
 		char fn[64];
 		fn_split(fn, sizeof fn, chan_name[c], m->id);
-		if (unlink(fn) < 0 && errno != ENOENT)
+		if ((!m->uncommitted || m->commit_failed) && unlink(fn) < 0 &&
+		    errno != ENOENT)
 			alert_sys("unable to remove ", fn);
 		m->pending[c] = 0;
 	}
@@ -1158,7 +1455,7 @@ static void dispatch(int c, time_t now)
 
 static void mark_done(struct job *j, size_t offset)
 {
-	if (pwrite(j->fd, "D", 1, (off_t)offset) != 1)
+	if (j->fd >= 0 && pwrite(j->fd, "D", 1, (off_t)offset) != 1)
 		alert_sys("unable to mark a recipient done in ",
 			  chan_name[j->chan]);
 	j->data.s[offset] = 'D';
@@ -1220,6 +1517,7 @@ static void delivery_result(int c, unsigned slot, const char *text, size_t len)
 		j->deferred++;
 		break;
 	}
+	commit_soon(j->m);
 	d->job = NULL;
 	busy[c]--;
 	j->inflight--;
@@ -1396,9 +1694,9 @@ static int poll_timeout(time_t now)
 			next = heap[c][0].t;
 	if (next <= now)
 		return 0;
-	if (next - now > 3600)
-		return 3600 * 1000;
-	return (int)(next - now) * 1000;
+	long long ms = next - now > 3600 ? 3600 * 1000 : (next - now) * 1000;
+	long long commit = commit_wait(mono_ms());
+	return (int)(commit >= 0 && commit < ms ? commit : ms);
 }
 
 int main(int argc, char **argv)
@@ -1454,6 +1752,9 @@ int main(int argc, char **argv)
 			flag_todo = 1;
 		}
 		if (flag_term && busy[0] == 0 && busy[1] == 0) {
+			/* Else the next start redoes them from todo/. */
+			while (uc_head && commit_pass(1) > 0)
+				;
 			logs("status: exiting");
 			logend();
 			logflush();
@@ -1472,6 +1773,8 @@ int main(int argc, char **argv)
 			dispatch(CHAN_LOCAL, now);
 			dispatch(CHAN_REMOTE, now);
 		}
+		if (commit_due(mono_ms()))
+			commit_pass(0);
 		logflush();
 
 		struct pollfd p[4] = {{selfpipe[0], POLLIN, 0},
