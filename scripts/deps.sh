@@ -15,7 +15,7 @@ PACKAGES="gcc make pkg-config libcdb-dev tinycdb libssl-dev libcrypt-dev
 openssl ucspi-tcp-ipv6 daemontools passwd procps python3 python3-pytest
 python3-dnslib python3-aiosmtpd swaks postfix msmtp fetchmail
 sasl2-bin libsasl2-modules libsasl2-modules-db cppcheck clang-tidy man-db
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev musl-tools"
 preseed='postfix postfix/main_mailer_type select No configuration'
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -31,6 +31,7 @@
 #include "auto.h"
 #include "lib/buf.h"
 #include "lib/checked.h"
+#include "lib/errstr.h"
 #include "lib/exitcode.h"
 #include "lib/home.h"
 #include "lib/log.h"
@@ -223,7 +224,7 @@ static int run_capture(char *const *argv, struct str *text)
 		/* Read by the parent as the status it could not get. */
 		char why[TEXT_MAX];
 		int n = snprintf(why, sizeof why, "unable to run %s: %s\n",
-				 argv[0], strerror(errno));
+				 argv[0], errstr(errno));
 		if (n > 0 && write(2, why, (size_t)n) < 0)
 			_exit(EXIT_TEMP);
 		_exit(EXIT_TEMP);
@@ -371,7 +372,7 @@ static void show_service(const char *servicedir, const char *name)
 	if (run_capture(argv, &text) < 0) {
 		main.lv = WARN;
 		snprintf(main.text, sizeof main.text,
-			 "unable to run svstat: %s", strerror(errno));
+			 "unable to run svstat: %s", errstr(errno));
 		has_log = 0;
 	} else if (!find_status(&text, dir.s, &main)) {
 		has_log = 0; /* the same complaint would follow */
@@ -436,7 +437,7 @@ static void show_services(const char *servicedir)
 	if (!(d = opendir(servicedir))) {
 		char why[TEXT_MAX];
 		snprintf(why, sizeof why, "unable to read %s: %s", servicedir,
-			 strerror(errno));
+			 errstr(errno));
 		health(FAIL, "services", why);
 		return;
 	}
@@ -479,7 +480,7 @@ static void queue_trouble(struct queue_view *q, const char *name)
 	if (q->trouble[0])
 		return;
 	snprintf(q->trouble, sizeof q->trouble, "unable to read queue/%s: %s",
-		 name, strerror(errno));
+		 name, errstr(errno));
 }
 
 struct count_ctx {
@@ -620,7 +621,7 @@ static void show_disk(void)
 	if (statvfs(".", &vfs) < 0) {
 		snprintf(detail, sizeof detail,
 			 "unable to check the queue's file system: %s",
-			 strerror(errno));
+			 errstr(errno));
 		health(WARN, "disk", detail);
 		return;
 	}
@@ -657,7 +658,7 @@ static const char *lock_problem(const char *fn, mode_t type, char *why,
 
 	if (lstat(fn, &st) < 0) {
 		snprintf(why, n, "%s: %s", fn,
-			 errno == ENOENT ? "missing" : strerror(errno));
+			 errno == ENOENT ? "missing" : errstr(errno));
 		return why;
 	}
 	if ((st.st_mode & S_IFMT) != type) {
@@ -719,7 +720,7 @@ static void read_log_fd(struct logs *lg, int fd, const char *name)
 		if (r < 0 && !lg->trouble[0])
 			snprintf(lg->trouble, sizeof lg->trouble,
 				 "unable to read %s: %s", name,
-				 strerror(errno));
+				 errstr(errno));
 		/* A last line without its newline is still being written,
 		 * or was cut off: it is not used. */
 		break;
@@ -735,7 +736,7 @@ static void read_log_file(struct logs *lg, const char *fn)
 	if (fd < 0) {
 		if (!lg->trouble[0])
 			snprintf(lg->trouble, sizeof lg->trouble,
-				 "unable to read %s: %s", fn, strerror(errno));
+				 "unable to read %s: %s", fn, errstr(errno));
 		log_warn_sys("unable to read %s", fn);
 		return;
 	}
@@ -1031,7 +1032,7 @@ int main(int argc, char **argv)
 	if (chdir(queue) < 0) {
 		char why[TEXT_MAX];
 		snprintf(why, sizeof why, "unable to switch to %s: %s", queue,
-			 strerror(errno));
+			 errstr(errno));
 		health(FAIL, "queue", why);
 	} else {
 		scan_queue(&q);

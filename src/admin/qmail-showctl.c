@@ -23,6 +23,7 @@
 #include "lib/buf.h"
 #include "lib/checked.h"
 #include "lib/ctl.h"
+#include "lib/errstr.h"
 #include "lib/exitcode.h"
 #include "lib/home.h"
 #include "lib/log.h"
@@ -244,7 +245,7 @@ static void out_trouble(const char *path, const char *why)
 
 static void out_problem(const char *path)
 {
-	out_trouble(path, strerror(errno));
+	out_trouble(path, errstr(errno));
 }
 
 /* --- names in a directory, sorted --- */

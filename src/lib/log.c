@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "exitcode.h"
+#include "errstr.h"
 #include "log.h"
 
 #define LOG_LINE 2048
@@ -61,7 +62,7 @@ static void log_emit(const char *level, int with_errno, int saved_errno,
 	}
 	if (with_errno && n < sizeof line) {
 		r = snprintf(line + n, sizeof line - n, ": %s",
-			     strerror(saved_errno));
+			     errstr(saved_errno));
 		if (r > 0)
 			n += (size_t)r;
 	}

@@ -23,6 +23,7 @@
 #include "lib/buf.h"
 #include "lib/checked.h"
 #include "lib/env.h"
+#include "lib/errstr.h"
 #include "lib/exitcode.h"
 #include "lib/str.h"
 #include "mail/child.h"
@@ -99,7 +100,7 @@ static _Noreturn void usage(void)
 
 static _Noreturn void die_read(void)
 {
-	die(EXIT_TEMP, "Unable to read message: ", strerror(errno),
+	die(EXIT_TEMP, "Unable to read message: ", errstr(errno),
 	    ". (#4.3.0)", (char *)NULL);
 }
 
@@ -144,10 +145,10 @@ static void enter_home(const struct delivery *d)
 
 	if (chdir(d->home) < 0)
 		die(EXIT_TEMP, "Unable to switch to ", d->home, ": ",
-		    strerror(errno), ". (#4.3.0)", (char *)NULL);
+		    errstr(errno), ". (#4.3.0)", (char *)NULL);
 	if (stat(".", &st) < 0)
 		die(EXIT_TEMP,
-		    "Unable to stat home directory: ", strerror(errno),
+		    "Unable to stat home directory: ", errstr(errno),
 		    ". (#4.3.0)", (char *)NULL);
 	if (st.st_mode & HOME_BAD_MODE)
 		die(EXIT_TEMP, "Uh-oh: home directory is writable. (#4.7.0)",
@@ -383,7 +384,7 @@ static void check_loop(const struct delivery *d)
 
 static _Noreturn void die_open(const char *name)
 {
-	die(EXIT_TEMP, "Unable to open ", name, ": ", strerror(errno),
+	die(EXIT_TEMP, "Unable to open ", name, ": ", errstr(errno),
 	    ". (#4.3.0)", (char *)NULL);
 }
 
@@ -414,7 +415,7 @@ static int find_instructions(struct delivery *d, struct str *text)
 	forward_only = (f.mode & S_IXUSR) != 0;
 	if (dotqmail_read(f.fd, text) < 0)
 		die(EXIT_TEMP, "Unable to read ", f.name.s, ": ",
-		    strerror(errno), ". (#4.3.0)", (char *)NULL);
+		    errstr(errno), ". (#4.3.0)", (char *)NULL);
 	close(f.fd);
 	if (str_copystr(&d->qmail, &f.name) < 0)
 		die_nomem();
@@ -502,7 +503,7 @@ static void deliver_maildir(const struct delivery *d, const char *dir)
 	if (stage == MAILDIR_READ)
 		die_read();
 	die(EXIT_TEMP, "Unable to write Maildir file ", path.len ? path.s : dir,
-	    ": ", strerror(errno),
+	    ": ", errstr(errno),
 	    stage == MAILDIR_CREATE ? ". (#4.2.1)" : ". (#4.3.0)",
 	    (char *)NULL);
 }
@@ -523,7 +524,7 @@ static void deliver_mbox(const struct delivery *d, const char *file)
 	}
 	switch (stage) {
 	case MBOX_OPEN:
-		die(EXIT_TEMP, "Unable to open ", file, ": ", strerror(errno),
+		die(EXIT_TEMP, "Unable to open ", file, ": ", errstr(errno),
 		    ". (#4.2.1)", (char *)NULL);
 	case MBOX_LOCK:
 		if (errno == ETIMEDOUT)
@@ -531,12 +532,12 @@ static void deliver_mbox(const struct delivery *d, const char *file)
 			    "File has been locked for 30 seconds straight. "
 			    "(#4.3.0)",
 			    (char *)NULL);
-		die(EXIT_TEMP, "Unable to lock ", file, ": ", strerror(errno),
+		die(EXIT_TEMP, "Unable to lock ", file, ": ", errstr(errno),
 		    ". (#4.3.0)", (char *)NULL);
 	case MBOX_READ:
 		die_read();
 	default:
-		die(EXIT_TEMP, "Unable to write ", file, ": ", strerror(errno),
+		die(EXIT_TEMP, "Unable to write ", file, ": ", errstr(errno),
 		    ". (#4.3.0)", (char *)NULL);
 	}
 }
@@ -548,7 +549,7 @@ static _Noreturn void exec_shell(const char *command)
 	if (dup2(1, 2) < 0)
 		_exit(EXIT_TEMP);
 	execl("/bin/sh", "/bin/sh", "-c", command, (char *)NULL);
-	die(EXIT_TEMP, "Unable to run /bin/sh: ", strerror(errno), ". (#4.3.0)",
+	die(EXIT_TEMP, "Unable to run /bin/sh: ", errstr(errno), ". (#4.3.0)",
 	    (char *)NULL);
 }
 
@@ -560,13 +561,13 @@ static int run_program(const char *command)
 	buf_flush(&report);
 	pid_t pid = fork();
 	if (pid < 0)
-		die(EXIT_TEMP, "Unable to fork: ", strerror(errno),
+		die(EXIT_TEMP, "Unable to fork: ", errstr(errno),
 		    ". (#4.3.0)", (char *)NULL);
 	if (pid == 0)
 		exec_shell(command);
 	int code = child_wait(pid);
 	if (code < 0)
-		die(EXIT_TEMP, "Unable to wait for child: ", strerror(errno),
+		die(EXIT_TEMP, "Unable to wait for child: ", errstr(errno),
 		    ". (#4.3.0)", (char *)NULL);
 	if (code >= CHILD_SIGNALED)
 		die(EXIT_TEMP, "Aack, child crashed. (#4.3.0)", (char *)NULL);
@@ -603,7 +604,7 @@ static void forward(struct delivery *d)
 		return;
 	}
 	if (res.stage == FORWARD_START)
-		die(EXIT_TEMP, "Unable to fork: ", strerror(errno),
+		die(EXIT_TEMP, "Unable to fork: ", errstr(errno),
 		    ". (#4.3.0)", (char *)NULL);
 	if (res.stage == FORWARD_READ)
 		die_read();

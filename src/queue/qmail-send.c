@@ -30,6 +30,7 @@
 #include "lib/buf.h"
 #include "lib/ctl.h"
 #include "lib/date822.h"
+#include "lib/errstr.h"
 #include "lib/exitcode.h"
 #include "lib/fd.h"
 #include "lib/fsync_dir.h"
@@ -182,7 +183,7 @@ static void alert_sys(const char *what, const char *fn)
 	logs(what);
 	logs(fn);
 	logs(": ");
-	logs(strerror(errno));
+	logs(errstr(errno));
 	logend();
 }
 

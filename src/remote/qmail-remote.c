@@ -34,6 +34,7 @@
 #include "lib/checked.h"
 #include "lib/ctl.h"
 #include "lib/env.h"
+#include "lib/errstr.h"
 #include "lib/fd.h"
 #include "lib/home.h"
 #include "lib/log.h"
@@ -658,7 +659,7 @@ static _Noreturn void run_client(int errfd, char **argv)
 		_exit(111);
 	signal(SIGPIPE, SIG_DFL);
 	execvp(argv[0], argv);
-	snprintf(msg, sizeof msg, "%s: %s\n", EXEC_PREFIX, strerror(errno));
+	snprintf(msg, sizeof msg, "%s: %s\n", EXEC_PREFIX, errstr(errno));
 	fd_write_all(2, msg, strlen(msg), 10);
 	_exit(111);
 }
