@@ -30,6 +30,7 @@ import os
 import pwd
 import resource
 import select
+import signal
 import socket
 import statistics
 import subprocess
@@ -44,6 +45,7 @@ INJECTORS = 8
 REMOTE = "remote.test"
 LOCAL_SAMPLES = 5
 SETTLE_TIMEOUT = 1800  # seconds for a stage of the queue to settle
+RESTART_QUIET = 10  # seconds after a restart in which nothing is due
 MESSAGE = (b"From: bench@bench.test\nSubject: queued\n\n"
            + b"This message waits in the queue for a host that refuses.\n"
            * 16)
@@ -259,7 +261,14 @@ class QueueRun:
         latencies = [self.local_latency() for _ in range(LOCAL_SAMPLES)]
         startup, first_status = self.restart()
         after_restart = self.local_latency()
-        retried = self.wait_retried(first_status)
+        # Each deferred message keeps its retry time (the channel file's
+        # atime), so the restart alone retries none of them; ALRM then
+        # makes all of them due at once.
+        time.sleep(max(0.0, first_status + RESTART_QUIET - time.monotonic()))
+        early = self.deferrals()
+        alarm = time.monotonic()
+        self.system.proc.send_signal(signal.SIGALRM)
+        retried = self.wait_retried(alarm, early)
         restarted = self.send_memory()
         print(f"\n    ours: after the restart qmail-send RSS {restarted[0]} "
               f"KB, PSS {restarted[1]} KB", end="", flush=True)
@@ -275,7 +284,9 @@ class QueueRun:
                             "lower", "{:.2f}"),
                    b.Metric("local delivery ms after restart",
                             after_restart, "lower", "{:.0f}"),
-                   b.Metric(f"retry of all {m} after restart s", retried,
+                   b.Metric(f"retried in {RESTART_QUIET} s after restart",
+                            early, "lower", "{:.0f}"),
+                   b.Metric(f"retry of all {m} after ALRM s", retried,
                             "lower", "{:.0f}")])
 
     # -- setting up --
@@ -404,11 +415,12 @@ class QueueRun:
         now = time.monotonic()
         return now - began, now
 
-    def wait_retried(self, since):
-        """Seconds from the status line until every queued message was
-        tried again (the restart makes all of them due at once)."""
+    def wait_retried(self, since, before):
+        """Seconds from since (the ALRM) until every queued message was
+        tried again; before is how many were tried before it."""
         def done():
-            return self.deferrals() >= self.injected and not self.busy()
+            return (self.deferrals() - before >= self.injected
+                    and not self.busy())
 
         b.wait_until(done, SETTLE_TIMEOUT, lambda: (
             f"{self.deferrals()} of {self.injected} retried"))

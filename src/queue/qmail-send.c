@@ -391,6 +391,37 @@ static time_t next_retry(const struct msg *m, int c, time_t now)
 	return m->birth + (time_t)(n * n);
 }
 
+/*
+ * A deferred channel's next retry is kept in its file's modification
+ * (and access) time, as qmail does and reads back at start, so that a
+ * restart does not retry the whole queue at once. It is a hint, never
+ * synced: lost, or overtaken by the D marks of an attempt cut short,
+ * the retry only comes early.
+ */
+static void retry_mark(int fd, const struct msg *m, int c, time_t when)
+{
+	struct timespec times[2] = {{when, 0}, {when, 0}};
+	char fn[64];
+
+	if (futimens(fd, times) < 0) {
+		fn_split(fn, sizeof fn, chan_name[c], m->id);
+		alert_sys("unable to set the retry time of ", fn);
+	}
+}
+
+/* When a channel file found at start is due: its mtime, unless that is
+ * past (due now) or later than the schedule allows from now (a clock
+ * that went back, or a stray touch). */
+static time_t retry_from_file(const struct msg *m, int c, time_t mtime,
+			      time_t now)
+{
+	time_t latest = next_retry(m, c, now);
+
+	if (mtime <= now)
+		return now;
+	return mtime < latest ? mtime : latest;
+}
+
 /* --- qmail-clean --- */
 
 static void clean_send(char type, unsigned long id);
@@ -794,9 +825,11 @@ static int commit_has(const struct msg *m, int k)
 }
 
 /* One of m's files, written from data and fsynced; info gets m's birth
- * as its mtime, which is what a restart reads back. Returns the open
+ * as its mtime, a channel waiting for a retry that time as its mtime
+ * (see retry_mark): what a restart reads back. Returns the open
  * descriptor, or -1 (said in the log). */
-static int write_synced(const struct msg *m, int k, const struct str *data)
+static int write_synced(const struct msg *m, int k, const struct str *data,
+			int waiting)
 {
 	char fn[64];
 	struct timespec times[2] = {{0, UTIME_OMIT}, {m->birth, 0}};
@@ -804,8 +837,11 @@ static int write_synced(const struct msg *m, int k, const struct str *data)
 	fn_split(fn, sizeof fn, kind_name[k], m->id);
 	int fd = open(fn, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd >= 0 && fd_write_all(fd, data->s, data->len, 0) == 0 &&
-	    (k != 0 || futimens(fd, times) == 0) && fsync(fd) == 0)
+	    (k != 0 || futimens(fd, times) == 0) && fsync(fd) == 0) {
+		if (k != 0 && waiting && m->next[k - 1] > time(NULL))
+			retry_mark(fd, m, k - 1, m->next[k - 1]);
 		return fd;
+	}
 	alert_sys("unable to write ", fn);
 	if (fd >= 0)
 		close(fd);
@@ -820,7 +856,8 @@ static int commit_files(struct msg *m)
 		if (!commit_has(m, k))
 			continue;
 		struct job *j = k ? job_of(m, k - 1) : NULL;
-		int fd = write_synced(m, k, j ? &j->data : &m->data[k]);
+		int fd = write_synced(m, k, j ? &j->data : &m->data[k],
+				      !j && m->inheap[k - 1]);
 		if (fd < 0) {
 			m->commit_failed = 1;
 			return 0;
@@ -1362,15 +1399,19 @@ static void job_finish(struct job *j)
 			remaining = 1;
 		pos = (size_t)(end - j->data.s) + 1;
 	}
-	if (j->fd >= 0)
+	time_t retry = remaining ? next_retry(m, c, now) : 0;
+	if (j->fd >= 0) {
+		if (remaining)
+			retry_mark(j->fd, m, c, retry);
 		close(j->fd);
+	}
 	struct job **p = &jobs[c];
 	while (*p != j)
 		p = &(*p)->next;
 	*p = j->next;
 	m->injob[c] = 0;
 	if (remaining) {
-		heap_push(c, m, next_retry(m, c, now));
+		heap_push(c, m, retry);
 		if (m->uncommitted) { /* the records go back to m */
 			m->data[1 + c] = j->data;
 			j->data = (struct str)STR_INIT;
@@ -1588,9 +1629,11 @@ static void scan_info(void)
 			struct msg *m = msg_add(id, st.st_mtime);
 			for (int c = 0; c < 2; c++) {
 				fn_split(fn, sizeof fn, chan_name[c], id);
-				if (access(fn, F_OK) == 0) {
+				if (stat(fn, &st) == 0) {
 					m->pending[c] = 1;
-					heap_push(c, m, now);
+					heap_push(c, m,
+						  retry_from_file(
+						      m, c, st.st_mtime, now));
 				}
 			}
 			if (!m->pending[0] && !m->pending[1])

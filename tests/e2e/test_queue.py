@@ -1092,6 +1092,10 @@ def test_restart_rebuilds_from_info(mta):
 
     mta.configure()
     again = mta.start()
+    # The deferred recipient waits for its retry time (see
+    # test_restart_keeps_the_retry_schedule); ALRM makes it now.
+    wait_for(lambda: "status: local" in again.text())
+    again.send_signal(signal.SIGALRM)
     again.wait_line(f"end msg {msgid}")
     calls = mta.remote_calls()
     assert [c["argv"][2] for c in calls[2:]] == ["later@remote.test"]
@@ -1132,6 +1136,68 @@ def test_restart_resumes_a_documented_queue_state(mta):
     assert "done@remote.test" not in body
     assert f"new msg {msgid}" not in run.lines()
     mta.wait_queue_empty()
+
+
+def retry_times(birth, c):
+    """The retry times qmail's schedule gives a first deferral less
+    than 4 seconds after birth: birth + (floor(sqrt(age)) + c)^2."""
+    return {birth + (n + c) ** 2 for n in (0, 1)}
+
+
+def test_restart_keeps_the_retry_schedule(mta):
+    """A deferred channel keeps its next retry in its file's mtime, as in
+    qmail: a restarted qmail-send waits for it instead of retrying at
+    once, and ALRM still retries now."""
+    home = mta.inst.path / "mail" / "bob"
+    flag = home / "ok-flag"
+    mta.write_owned(home / ".qmail-retry",
+                    f"|test -e {flag} || exit 111\n./Maildir/\n")
+    mta.configure(rcpts={"later@remote.test": {"reports": SOFT}})
+    local = mta.inject("sender@origin.test", ["bob-retry@example.test"])
+    remote = mta.inject("sender@origin.test", ["later@remote.test"])
+    run = mta.start()
+    run.wait_match(rf"delivery \d+: deferral: .*")
+    wait_for(lambda: len(lines_starting(run, "delivery ")) == 2)
+    assert sorted(line.split(": ")[1] for line in
+                  lines_starting(run, "delivery ")) == ["deferral"] * 2
+    assert run.stop() == 0
+    for msgid, chan, c in ((local, "local", 10), (remote, "remote", 20)):
+        birth = int(mta.split_file("info", msgid).stat().st_mtime)
+        st = mta.split_file(chan, msgid).stat()
+        assert int(st.st_mtime) in retry_times(birth, c), (chan, birth, st)
+        assert int(st.st_atime) == int(st.st_mtime)
+        assert st.st_mtime > time.time()
+
+    mta.write_owned(flag, b"")
+    mta.configure()
+    again = mta.start()
+    wait_for(lambda: "status: local" in again.text())
+    # Both are 100 and 400 seconds away: nothing may start for now.
+    time.sleep(3)
+    assert lines_starting(again, "starting delivery") == [], again.text()
+    again.send_signal(signal.SIGALRM)
+    again.wait_line(f"end msg {local}")
+    again.wait_line(f"end msg {remote}")
+    assert [c["argv"][2] for c in mta.remote_calls()] == \
+        ["later@remote.test"] * 2
+    (data,) = mta.maildir_new("bob")
+    assert data.endswith(MESSAGE)
+    mta.wait_queue_empty()
+
+
+def test_restart_retries_a_past_mtime_at_once(mta):
+    """A channel file whose mtime has passed (never deferred, or its
+    retry time came while qmail-send was down) is due at once."""
+    mta.configure(default={"reports": ACCEPTED})
+    due = handmade_in_progress(mta, b"Subject: due\n\ndue\n",
+                               "sender@origin.test",
+                               remote=b"Tdue@remote.test\0",
+                               birth=time.time() - 30)
+    path = mta.split_file("remote", due)
+    os.utime(path, (path.stat().st_atime, time.time() - 5))
+    run = mta.start()
+    run.wait_line(f"end msg {due}")
+    assert [c["argv"][2] for c in mta.remote_calls()] == ["due@remote.test"]
 
 
 def test_restart_takes_birth_from_info_mtime(mta):
