@@ -31,6 +31,7 @@
 #include "mail/forward.h"
 #include "mail/maildir.h"
 #include "mail/mbox.h"
+#include "mail/qq.h"
 
 /* Seconds to wait for an mbox lock, as qmail does. */
 #define MBOX_LOCK_WAIT 30
@@ -608,12 +609,12 @@ static void forward(struct delivery *d)
 		    ". (#4.3.0)", (char *)NULL);
 	if (res.stage == FORWARD_READ)
 		die_read();
-	const char *text = res.reply.s ? res.reply.s : "qq failed";
+	const char *text = qq_text(&res.reply, res.code);
+	int code = text[0] == '5' ? EXIT_PERM : EXIT_TEMP;
 	/* "554 text" from qq: the text alone, as qmail reports it. */
-	if (res.reply.len > 4 && text[3] == ' ')
+	if (strlen(text) > 4 && text[3] == ' ')
 		text += 4;
-	die(res.reply.len && res.reply.s[0] == '5' ? EXIT_PERM : EXIT_TEMP,
-	    "Unable to forward message: ", text, ".", (char *)NULL);
+	die(code, "Unable to forward message: ", text, ".", (char *)NULL);
 }
 
 static void describe(const char *what, const char *arg)

@@ -53,7 +53,8 @@ int forward_message(const char *line, const char *sender,
 		return -1;
 	}
 	res->stage = FORWARD_QUEUE;
-	return qq_finish_list(&q, sender, rcpts, &res->reply) == 0 ? 0 : -1;
+	res->code = qq_finish_list(&q, sender, rcpts, &res->reply);
+	return res->code == 0 ? 0 : -1;
 }
 
 static const char *need_env(const char *name)
@@ -90,6 +91,6 @@ pid_t forward_or_die(const char *line, const char *sender,
 		log_fatal_sys(EXIT_TEMP, "unable to run qmail-queue");
 	if (res.stage == FORWARD_READ)
 		log_fatal_sys(EXIT_TEMP, "unable to read message");
-	log_fatal(res.reply.s && res.reply.s[0] == '5' ? EXIT_PERM : EXIT_TEMP,
-		  "%s", res.reply.s ? res.reply.s : "qmail-queue failed");
+	const char *text = qq_text(&res.reply, res.code);
+	log_fatal(text[0] == '5' ? EXIT_PERM : EXIT_TEMP, "%s", text);
 }

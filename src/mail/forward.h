@@ -27,19 +27,21 @@ enum forward_stage {
 struct forward_result {
 	pid_t qp;		  /* qmail-queue's pid, for "qp" lines */
 	enum forward_stage stage; /* where it failed */
+	int code;		  /* qmail-queue's exit code, for qq_text */
 	struct str reply;	  /* qmail-queue's SMTP-style reply */
 };
 
 #define FORWARD_RESULT_INIT                                                    \
 	{                                                                      \
-		-1, FORWARD_START, STR_INIT                                    \
+		-1, FORWARD_START, 0, STR_INIT                                 \
 	}
 
 /* Queues `line` and then fd 0, with envelope sender `sender` and the
  * recipients in rcpts (each "addr\0"). SIGPIPE must be ignored. Returns
  * 0 when queued; otherwise -1 and res->stage says why: errno for
- * FORWARD_START and FORWARD_READ, res->reply ("451 ..." or "554 ...")
- * for FORWARD_QUEUE. The caller frees res->reply. */
+ * FORWARD_START and FORWARD_READ, res->code and res->reply ("451 ..."
+ * or "554 ...", or empty when out of memory: use qq_text) for
+ * FORWARD_QUEUE. The caller frees res->reply. */
 int forward_message(const char *line, const char *sender,
 		    const struct str *rcpts, struct forward_result *res);
 
