@@ -257,6 +257,12 @@ size_t buf_avail(const struct buf *b)
 	return b->len - b->pos;
 }
 
+int buf_hasline(const struct buf *b, int delim)
+{
+	return b->len > b->pos &&
+	       memchr(b->x + b->pos, delim, b->len - b->pos) != NULL;
+}
+
 const char *buf_peek(const struct buf *b)
 {
 	return b->x + b->pos;

@@ -52,6 +52,11 @@ int buf_setdeadline(struct buf *b, unsigned seconds);
 ssize_t buf_fill(struct buf *b);
 /* Bytes already buffered (no read). */
 size_t buf_avail(const struct buf *b);
+/* Whether a whole line ending in delim is buffered: reading it will not
+ * wait. A reader that answers pipelined commands together flushes its
+ * replies when this is false, so a client whose last line is still on
+ * its way (or never ends) is not kept waiting for the earlier answers. */
+int buf_hasline(const struct buf *b, int delim);
 /* Pointer to the buffered bytes; use with buf_avail and buf_skip. */
 const char *buf_peek(const struct buf *b);
 /* Consume n buffered bytes (n <= buf_avail). */

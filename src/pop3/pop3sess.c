@@ -340,8 +340,9 @@ static void dispatch(struct pop3_session *s, const struct pop3_cmd *c)
  * been skipped). Ends the session at EOF, on a timeout or an error. */
 static int read_command(struct pop3_session *s)
 {
-	/* Replies to pipelined commands go out together (RFC 2449). */
-	if (buf_avail(s->in) == 0)
+	/* Replies to pipelined commands go out together (RFC 2449), but
+	 * never wait for a line that has not arrived whole. */
+	if (!buf_hasline(s->in, '\n'))
 		flush(s);
 	str_clear(&s->line);
 	/* The timeout bounds the whole line, not each read: a client that

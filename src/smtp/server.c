@@ -455,7 +455,7 @@ static int read_failed(struct smtp_server *s)
 static int read_command(struct smtp_server *s, struct str *line)
 {
 	for (;;) {
-		if (buf_avail(&s->in) == 0)
+		if (!buf_hasline(&s->in, '\n'))
 			smtp_flush(s); /* the client waits for our replies */
 		/* Without a clock the per-read timeout still holds. */
 		(void)buf_setdeadline(&s->in, s->in.timeout);

@@ -526,6 +526,20 @@ def test_pipelined_commands(server, box):
     raw.close()
 
 
+def test_pipelined_replies_do_not_wait_for_an_unfinished_line(server, box):
+    """Replies to the commands read so far go out while the next line is
+    still on its way: a client may wait for them before it ends it. (The
+    server's timeout is far longer than this client's 5 seconds.)"""
+    three_messages(box)
+    raw = Raw(server, timeout=5)
+    raw.send(b"STAT\r\nNOOP\r\nST")
+    assert raw.line() == b"+OK 3 71\r\n"
+    assert raw.line() == b"+OK\r\n"
+    raw.send(b"AT\r\n")
+    assert raw.line() == b"+OK 3 71\r\n"
+    raw.close()
+
+
 def test_timeout_ends_the_session_without_update(start, box):
     name = box.deliver(b"Subject: x\n\nx\n")
     server = start(TIMEOUT="1")

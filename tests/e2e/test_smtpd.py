@@ -704,6 +704,20 @@ def test_pipelining_replies_in_order(servers, instance):
     assert split_received(msg)[1] == b"Subject: pipelined\n\nbody\n"
 
 
+def test_replies_do_not_wait_for_an_unfinished_line(servers, instance):
+    """Replies to the commands read so far go out while the next line is
+    still on its way (the server's timeout is far longer than this
+    client's 5 seconds)."""
+    c = Client(start_smtpd(servers, instance), timeout=5)
+    c.expect("220 example.test ESMTP")
+    c.send("EHLO client.test\r\nNOOP\r\nNO")
+    assert c.reply()[0] == "250-example.test"
+    c.expect("250 ok")
+    c.send("OP\r\nQUIT\r\n")
+    c.expect("250 ok", "221 example.test")
+    c.assert_closed()
+
+
 # ---- SMTPUTF8 ----
 
 
