@@ -8,9 +8,11 @@
 # way the Makefile builds those programs (static PIE, musl's rcrt1.o,
 # tinycdb's static archive) links and runs; prints nothing otherwise.
 # Also makes OUTDIR/inc/cdb.h, because musl-gcc searches no system
-# include directory. The answer is kept in OUTDIR/probe and reused while
-# this script is older than it. It never installs anything: musl-gcc
-# comes from Debian's musl-tools, which scripts/deps.sh installs.
+# include directory. A working setup is kept in OUTDIR/probe and reused
+# while this script is older than it; a failure is not kept, because
+# "make check" and "make run" parse the Makefile before scripts/deps.sh
+# installs musl-gcc (Debian's musl-tools), and their sub-makes must see
+# it. This script never installs anything.
 set -u
 
 cc=$1
@@ -21,7 +23,7 @@ if [ -f "$cache" ] && [ "$cache" -nt "$0" ]; then
 	exit 0
 fi
 mkdir -p "$out/inc" || exit 0
-: >"$cache"
+rm -f "$cache"
 
 say() {
 	echo "musl.sh: $*; the per-message programs use the default C library" >&2
