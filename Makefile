@@ -183,7 +183,7 @@ $(BUILD)/bin/$(notdir $(basename $(1))): $(1) $(BUILD)/gen/auto.h
 endef
 $(foreach s,$(SCRIPTS),$(eval $(call script_rule,$(s))))
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIBQM)
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIBQM)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(ALL_LDFLAGS) -o $@ $< $(LIBQM) $(LIBS)
 

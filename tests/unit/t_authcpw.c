@@ -3,7 +3,6 @@
  * (pwhash) and becoming the user (pwlogin). */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -18,27 +17,18 @@
 #include "auth/tlsfd.h"
 #include "lib/env.h"
 #include "unit.h"
+#include "unit_tmp.h"
 
-static char tmpdir[] = "/tmp/t_authcpw.XXXXXX";
+static const char *tmpdir;
 
+/* Open to all: the login tests write there as another user. */
 static void enter_tmpdir(void)
 {
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0 || chmod(tmpdir, 0777) < 0) {
-		perror("t_authcpw: tmpdir");
-		_exit(2);
+	tmpdir = unit_tmp_enter("t_authcpw");
+	if (chmod(tmpdir, 0777) < 0) {
+		perror("t_authcpw: chmod tmpdir");
+		exit(2);
 	}
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	CHECK_INT(chdir("/"), 0);
-	CHECK_INT(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
 /* The whole content of path into buf; returns its length or -1. */
@@ -90,7 +80,7 @@ TEST(cpwrun_hands_input_on_fd3)
 	CHECK_MEM(got, n, "u\0p\0\0", 5);
 	/* AUTHUP_USER is the child's alone. */
 	CHECK(getenv("AUTHUP_USER") == NULL);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(cpwrun_replaces_whatever_is_on_fd3)
@@ -116,7 +106,7 @@ TEST(cpwrun_replaces_whatever_is_on_fd3)
 	CHECK_INT(fstat(3, &a), 0);
 	CHECK_INT(stat("/dev/null", &b), 0);
 	CHECK(a.st_rdev == b.st_rdev);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(cpwrun_outcomes)
@@ -181,7 +171,7 @@ TEST(cpwrun_refuses_bad_input)
 	CHECK_INT(cpwrun(argv, &nul, &status), -1);
 	CHECK_INT(errno, EINVAL);
 	CHECK(access("ran", F_OK) < 0); /* no child was started */
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(cpwrun_survives_a_child_that_never_reads)
@@ -496,7 +486,7 @@ TEST(pwlogin_switches_as_root)
 	/* SWITCH_ROOT switches too, when it is root. */
 	CHECK_INT(login_child(65534, 65534, tmpdir, PWLOGIN_SWITCH_ROOT, 0), 0);
 	CHECK(access("out", F_OK) == 0);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(pwlogin_without_root_keeps_its_own_ids_only)
@@ -517,7 +507,7 @@ TEST(pwlogin_without_root_keeps_its_own_ids_only)
 	    login_child(me, mygid + 1, tmpdir, PWLOGIN_SWITCH_ROOT, first), 1);
 	CHECK_INT(login_child(me + 1, mygid, tmpdir, PWLOGIN_SWITCH, first), 1);
 	CHECK(access("out", F_OK) < 0);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(pwlogin_temporary_failures)

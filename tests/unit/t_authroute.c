@@ -5,47 +5,18 @@
  * the owner and mode checks. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "remote/authroute.h"
 #include "unit.h"
-
-static char tmpdir[64];
+#include "unit_tmp.h"
 
 /* A fresh directory each time: one test may load several setups. */
 static void enter_tmpdir(void)
 {
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/t_authroute.XXXXXX");
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0 || mkdir("control", 0755)) {
-		perror("t_authroute: tmpdir");
-		_exit(2);
-	}
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	CHECK_INT(chdir("/"), 0);
-	CHECK_INT(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, text, strlen(text)), (long long)strlen(text));
-	CHECK_INT(close(fd), 0);
-	CHECK_INT(chmod(path, mode), 0);
+	unit_tmp_enter("t_authroute");
+	unit_mkdir("control", 0755);
 }
 
 struct tables {
@@ -423,16 +394,16 @@ TEST(load_both_files)
 	struct load l;
 
 	enter_tmpdir();
-	write_file("control/authroutes",
-		   "# credentials\n\n"
-		   "example.net:relay.example:587 alice s3cret \t\r\n"
-		   "@example.org|bob|hunter2\n",
-		   0600);
-	write_file("control/smtproutes",
-		   "example.net:ignored carol x\n"
-		   "plain.test:[192.0.2.9]\n"
-		   ":smart.example dave pw\n",
-		   0600);
+	unit_write_str("control/authroutes",
+		       "# credentials\n\n"
+		       "example.net:relay.example:587 alice s3cret \t\r\n"
+		       "@example.org|bob|hunter2\n",
+		       0600);
+	unit_write_str("control/smtproutes",
+		       "example.net:ignored carol x\n"
+		       "plain.test:[192.0.2.9]\n"
+		       ":smart.example dave pw\n",
+		       0600);
 	load(&t, &l);
 	CHECK_INT(l.res, 0);
 	CHECK_TEXT(host_cred(&t, "example.net"), "alice/s3cret");
@@ -443,7 +414,7 @@ TEST(load_both_files)
 	CHECK_TEXT(sender_entry(&t, "x@example.org"), ":25 bob/hunter2");
 	tables_free(&t);
 	str_free(&l.bad);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(missing_files_mean_no_entries)
@@ -458,7 +429,7 @@ TEST(missing_files_mean_no_entries)
 	CHECK_TEXT(sender_entry(&t, "a@b.c"), "-");
 	CHECK_TEXT(route(&t, "b.c"), "-");
 	tables_free(&t);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(public_smtproutes_without_credentials_is_fine)
@@ -467,13 +438,13 @@ TEST(public_smtproutes_without_credentials_is_fine)
 	struct load l;
 
 	enter_tmpdir();
-	write_file("control/smtproutes", "a.test:relay.a\n", 0644);
-	write_file("control/authroutes", "# nothing yet\n", 0644);
+	unit_write_str("control/smtproutes", "a.test:relay.a\n", 0644);
+	unit_write_str("control/authroutes", "# nothing yet\n", 0644);
 	load(&t, &l);
 	CHECK_INT(l.res, 0);
 	CHECK_TEXT(route(&t, "a.test"), "relay.a:25");
 	tables_free(&t);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* Loading fails as expected, and what was loaded before stays. */
@@ -487,9 +458,9 @@ static void check_load_fails(const char *authroutes, mode_t amode,
 
 	enter_tmpdir();
 	if (authroutes)
-		write_file("control/authroutes", authroutes, amode);
+		unit_write_str("control/authroutes", authroutes, amode);
 	if (smtproutes)
-		write_file("control/smtproutes", smtproutes, smode);
+		unit_write_str("control/smtproutes", smtproutes, smode);
 	add(&t, "old@b.c|u|p");
 	load(&t, &l);
 	CHECK_INT(l.res, -1);
@@ -503,7 +474,7 @@ static void check_load_fails(const char *authroutes, mode_t amode,
 	CHECK_TEXT(sender_entry(&t, "old@b.c"), ":25 u/p");
 	tables_free(&t);
 	str_free(&l.bad);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(open_files_are_refused)
@@ -528,7 +499,7 @@ TEST(files_of_another_owner_are_refused)
 		return;
 	}
 	enter_tmpdir();
-	write_file("control/authroutes", "a@b.c|u|p\n", 0600);
+	unit_write_str("control/authroutes", "a@b.c|u|p\n", 0600);
 	CHECK_INT(chown("control/authroutes", 1, 1), 0);
 	struct tables t = TABLES_INIT;
 	struct load l;
@@ -538,7 +509,7 @@ TEST(files_of_another_owner_are_refused)
 	CHECK_INT(l.err, EPERM);
 	tables_free(&t);
 	str_free(&l.bad);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(bad_lines_are_named_without_secrets)
@@ -561,8 +532,8 @@ TEST(authsenders_is_not_read_but_stops_the_load)
 	struct load l;
 
 	enter_tmpdir();
-	write_file("control/authroutes", "a@b.c|u|p\n", 0600);
-	write_file("control/authsenders", "x@y.z|u|p\n", 0600);
+	unit_write_str("control/authroutes", "a@b.c|u|p\n", 0600);
+	unit_write_str("control/authsenders", "x@y.z|u|p\n", 0600);
 	load(&t, &l);
 	CHECK_INT(l.res, -1);
 	CHECK_INT(l.why, AUTHLOAD_OBSOLETE);
@@ -580,7 +551,7 @@ TEST(authsenders_is_not_read_but_stops_the_load)
 	CHECK_TEXT(sender_entry(&t, "a@b.c"), ":25 u/p");
 	tables_free(&t);
 	str_free(&l.bad);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(unreadable_kinds)
@@ -603,7 +574,7 @@ TEST(unreadable_kinds)
 	CHECK_TEXT(l.file, SMTPROUTES_FILE);
 	tables_free(&t);
 	str_free(&l.bad);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(recipient_route_with_credentials,

@@ -190,6 +190,27 @@ TEST(getline_partial_last_line)
 	close(b.fd);
 }
 
+/* hasline sees only what is buffered, and never reads. */
+TEST(hasline_only_whole_buffered_lines)
+{
+	char space[64];
+	struct buf b;
+	struct str line = STR_INIT;
+
+	hang_guard(10);
+	buf_init(&b, input_str("NOOP\r\nST"), space, sizeof space, 1);
+	CHECK_INT(buf_hasline(&b, '\n'), 0); /* nothing read yet */
+	CHECK_INT(buf_fill(&b), 8);
+	CHECK_INT(buf_hasline(&b, '\n'), 1);
+	CHECK_INT(buf_getline(&b, &line, '\n', 100), 1);
+	CHECK_STR(line.s, line.len, "NOOP\r\n");
+	CHECK_INT(buf_avail(&b), 2);
+	CHECK_INT(buf_hasline(&b, '\n'), 0); /* "ST": unfinished */
+	CHECK_INT(buf_hasline(&b, 'T'), 1);
+	str_free(&line);
+	close(b.fd);
+}
+
 TEST(skipline_at_eof)
 {
 	char space[4];
@@ -910,6 +931,7 @@ TEST(deadline_bounds_writes)
 }
 
 UNIT_MAIN(putvisible_escapes_unsafe_bytes, getline_tiny_buffer,
+	  hasline_only_whole_buffered_lines,
 	  getline_appends_and_other_delimiter, getline_too_long_then_skipline,
 	  getline_too_long_leaves_rest_unread, getline_partial_last_line,
 	  skipline_at_eof, read_across_refills, readall_truncated,

@@ -2,7 +2,6 @@
  * failure path of the writer, and the directory fsync helpers. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -11,45 +10,12 @@
 #include "lib/cdbx.h"
 #include "lib/fsync_dir.h"
 #include "unit.h"
-
-static char tmpdir[] = "/tmp/t_cdbx.XXXXXX";
-
-/* Each test runs in its own child: chdir into a fresh directory there. */
-static void enter_tmpdir(void)
-{
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0) {
-		perror("t_cdbx: tmpdir");
-		_exit(2);
-	}
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	CHECK_INT(chdir("/"), 0);
-	CHECK_INT(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
+#include "unit_tmp.h"
 
 static int exists(const char *path)
 {
 	struct stat st;
 	return lstat(path, &st) == 0;
-}
-
-static void put(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, text, strlen(text)), (long long)strlen(text));
-	CHECK_INT(close(fd), 0);
 }
 
 /* Writes a one-record cdb at path. */
@@ -75,7 +41,7 @@ TEST(write_then_read)
 	struct cdbx_writer w;
 	struct cdbx_reader r;
 	struct str v = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	CHECK_INT(cdbx_create(&w, "db.cdb", 0644), 0);
 	CHECK(exists("db.cdb.tmp"));
 	CHECK_INT(cdbx_add(&w, "one", 3, "1", 1), 0);
@@ -101,7 +67,7 @@ TEST(write_then_read)
 	cdbx_close(&r);
 	cdbx_close(&r); /* twice is harmless */
 	str_free(&v);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* Enough records to fill several write buffers and every hash table. */
@@ -110,7 +76,7 @@ TEST(many_records)
 	struct cdbx_writer w;
 	struct cdbx_reader r;
 	char key[32], val[64];
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	CHECK_INT(cdbx_create(&w, "db.cdb", 0644), 0);
 	for (int i = 0; i < 5000; i++) {
 		int kl = snprintf(key, sizeof key, "key%d", i);
@@ -128,28 +94,28 @@ TEST(many_records)
 	CHECK_INT(cdbx_find(&r, "key5000", 7, &v, 100), 0);
 	cdbx_close(&r);
 	str_free(&v);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(missing_file)
 {
 	struct cdbx_reader r;
 	struct str v = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	CHECK_INT(cdbx_open(&r, "nosuch.cdb"), 0);
 	CHECK_INT(cdbx_find(&r, "k", 1, &v, 10), 0);
 	cdbx_close(&r);
 	CHECK_INT(cdbx_lookup("nosuch.cdb", "k", 1, &v, 10), 0);
 	CHECK_INT(v.len, 0);
 	str_free(&v);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(value_larger_than_max)
 {
 	struct cdbx_reader r;
 	struct str v = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	make_one("db.cdb", "k", "0123456789");
 	CHECK_INT(cdbx_open(&r, "db.cdb"), 1);
 	CHECK_INT(str_copys(&v, "kept"), 0);
@@ -165,20 +131,20 @@ TEST(value_larger_than_max)
 	CHECK_INT(cdbx_lookup("db.cdb", "k", 1, &v, 0), -1);
 	CHECK_INT(errno, EFBIG);
 	str_free(&v);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(lookup_one_shot)
 {
 	struct str v = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	make_one("db.cdb", "user", "uid 1000");
 	CHECK_INT(cdbx_lookup("db.cdb", "user", 4, &v, 100), 1);
 	CHECK_STR(v.s, v.len, "uid 1000");
 	CHECK_INT(cdbx_lookup("db.cdb", "nobody", 6, &v, 100), 0);
 	CHECK_STR(v.s, v.len, "uid 1000");
 	str_free(&v);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* No cdb can hold a key this long, so it is simply not there. */
@@ -187,13 +153,13 @@ TEST(key_too_long_is_not_found)
 #if SIZE_MAX > UINT_MAX
 	struct cdbx_reader r;
 	struct str v = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	make_one("db.cdb", "k", "v");
 	CHECK_INT(cdbx_open(&r, "db.cdb"), 1);
 	CHECK_INT(cdbx_find(&r, "k", (size_t)UINT_MAX + 1, &v, 10), 0);
 	cdbx_close(&r);
 	str_free(&v);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 #endif
 }
 
@@ -201,8 +167,9 @@ TEST(not_a_cdb)
 {
 	struct cdbx_reader r;
 	struct str v = STR_INIT;
-	enter_tmpdir();
-	put("short.cdb", "this is far shorter than a cdb header");
+	unit_tmp_enter("t_cdbx");
+	unit_write_str("short.cdb", "this is far shorter than a cdb header",
+		       0644);
 	errno = 0;
 	CHECK_INT(cdbx_open(&r, "short.cdb"), -1);
 	CHECK_INT(errno, EPROTO);
@@ -220,13 +187,13 @@ TEST(not_a_cdb)
 	CHECK_INT(cdbx_open(&r, "fifo.cdb"), -1);
 	alarm(0);
 	str_free(&v);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(abort_leaves_nothing)
 {
 	struct cdbx_writer w;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	CHECK_INT(cdbx_create(&w, "db.cdb", 0644), 0);
 	for (int i = 0; i < 2000; i++)
 		CHECK_INT(cdbx_add(&w, &i, sizeof i, "value", 5), 0);
@@ -238,14 +205,14 @@ TEST(abort_leaves_nothing)
 	CHECK_INT(cdbx_commit(&w), -1);
 	CHECK_INT(errno, EBADF);
 	CHECK(!exists("db.cdb"));
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(abort_keeps_old_file)
 {
 	struct cdbx_writer w;
 	struct str v = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	make_one("db.cdb", "k", "old");
 	CHECK_INT(cdbx_create(&w, "db.cdb", 0644), 0);
 	CHECK_INT(cdbx_add(&w, "k", 1, "new", 3), 0);
@@ -254,13 +221,13 @@ TEST(abort_keeps_old_file)
 	CHECK_INT(cdbx_lookup("db.cdb", "k", 1, &v, 10), 1);
 	CHECK_STR(v.s, v.len, "old");
 	str_free(&v);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(commit_replaces_atomically)
 {
 	struct cdbx_reader old, cur;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	make_one("db.cdb", "k", "old value");
 	CHECK_INT(cdbx_open(&old, "db.cdb"), 1);
 	make_one("db.cdb", "k", "new value");
@@ -271,13 +238,13 @@ TEST(commit_replaces_atomically)
 	cdbx_close(&old);
 	cdbx_close(&cur);
 	CHECK(!exists("db.cdb.tmp"));
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(commit_uses_mode)
 {
 	struct stat st;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	umask(022);
 	make_one("db.cdb", "k", "v");
 	CHECK_INT(stat("db.cdb", &st), 0);
@@ -292,13 +259,13 @@ TEST(commit_uses_mode)
 	struct str v = STR_INIT;
 	CHECK_INT(cdbx_lookup("db.cdb", "k", 1, &v, 10), 0);
 	str_free(&v);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(create_in_missing_directory)
 {
 	struct cdbx_writer w;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	errno = 0;
 	CHECK_INT(cdbx_create(&w, "nodir/db.cdb", 0644), -1);
 	CHECK_INT(errno, ENOENT);
@@ -310,7 +277,7 @@ TEST(create_in_missing_directory)
 	errno = 0;
 	CHECK_INT(cdbx_create(&w, "", 0644), -1);
 	CHECK_INT(errno, ENOENT);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(create_in_unwritable_directory)
@@ -320,20 +287,20 @@ TEST(create_in_unwritable_directory)
 	 * nothing to test when running as root. */
 	if (geteuid() == 0)
 		return;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	CHECK_INT(mkdir("ro", 0555), 0);
 	errno = 0;
 	CHECK_INT(cdbx_create(&w, "ro/db.cdb", 0644), -1);
 	CHECK_INT(errno, EACCES);
 	CHECK(!exists("ro/db.cdb.tmp"));
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(create_refuses_symlinked_tmp)
 {
 	struct cdbx_writer w;
-	enter_tmpdir();
-	put("victim", "precious\n");
+	unit_tmp_enter("t_cdbx");
+	unit_write_str("victim", "precious\n", 0644);
 	CHECK_INT(symlink("victim", "db.cdb.tmp"), 0);
 	errno = 0;
 	CHECK_INT(cdbx_create(&w, "db.cdb", 0644), -1);
@@ -343,7 +310,7 @@ TEST(create_refuses_symlinked_tmp)
 	CHECK_INT(read(fd, buf, sizeof buf), 9);
 	CHECK_MEM(buf, 9, "precious\n", 9);
 	close(fd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* rename onto a non-empty directory fails: the target must survive and
@@ -352,9 +319,9 @@ TEST(commit_failure_cleans_up)
 {
 	struct cdbx_writer w;
 	struct stat st;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	CHECK_INT(mkdir("db.cdb", 0755), 0);
-	put("db.cdb/inside", "x");
+	unit_write_str("db.cdb/inside", "x", 0644);
 	CHECK_INT(cdbx_create(&w, "db.cdb", 0644), 0);
 	CHECK_INT(cdbx_add(&w, "k", 1, "v", 1), 0);
 	errno = 0;
@@ -368,7 +335,7 @@ TEST(commit_failure_cleans_up)
 	CHECK_INT(cdbx_commit(&w), -1);
 	CHECK_INT(errno, EBADF);
 	cdbx_abort(&w);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* A key or value the format cannot hold abandons the whole writer. */
@@ -377,7 +344,7 @@ TEST(add_failure_abandons_writer)
 #if SIZE_MAX > UINT_MAX
 	struct cdbx_writer w;
 	struct str v = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_cdbx");
 	make_one("db.cdb", "k", "old");
 	CHECK_INT(cdbx_create(&w, "db.cdb", 0644), 0);
 	CHECK_INT(cdbx_add(&w, "k", 1, "new", 3), 0);
@@ -401,32 +368,32 @@ TEST(add_failure_abandons_writer)
 	CHECK_INT(errno, EFBIG);
 	CHECK(!exists("db.cdb.tmp"));
 	str_free(&v);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 #endif
 }
 
 TEST(fsync_dir_cases)
 {
-	enter_tmpdir();
+	const char *tmpdir = unit_tmp_enter("t_cdbx");
 	CHECK_INT(fsync_dir(tmpdir), 0);
 	CHECK_INT(fsync_dir("."), 0);
 	CHECK_INT(fsync_dir("/"), 0);
 	errno = 0;
 	CHECK_INT(fsync_dir("nosuch"), -1);
 	CHECK_INT(errno, ENOENT);
-	put("file", "x");
+	unit_write_str("file", "x", 0644);
 	errno = 0;
 	CHECK_INT(fsync_dir("file"), -1);
 	CHECK_INT(errno, ENOTDIR);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* The failures prove which directory was chosen. */
 TEST(fsync_dir_of_cases)
 {
-	char path[64];
-	enter_tmpdir();
-	put("file", "x");
+	char path[PATH_MAX];
+	const char *tmpdir = unit_tmp_enter("t_cdbx");
+	unit_write_str("file", "x", 0644);
 	CHECK_INT(mkdir("sub", 0755), 0);
 	CHECK_INT(fsync_dir_of("file"), 0);	/* "." */
 	CHECK_INT(fsync_dir_of("sub/new"), 0);	/* "sub" */
@@ -449,7 +416,7 @@ TEST(fsync_dir_of_cases)
 	errno = 0;
 	CHECK_INT(fsync_dir_of(""), -1);
 	CHECK_INT(errno, ENOENT);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(write_then_read, many_records, missing_file, value_larger_than_max,

@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,34 +19,15 @@
 #include "lib/log.h"
 #include "mail/child.h"
 #include "unit.h"
+#include "unit_tmp.h"
 
-static char tmpdir[64];
 static char errtext[1024];
 static size_t errlen;
 
 static void enter_tmpdir(void)
 {
-	strcpy(tmpdir, "/tmp/t_child.XXXXXX");
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0) {
-		perror("mkdtemp");
-		exit(2);
-	}
+	unit_tmp_enter("t_child");
 	log_init("t_child");
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	if (chdir("/") == 0)
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int open_file(const char *name, int flags)
@@ -58,14 +38,6 @@ static int open_file(const char *name, int flags)
 		exit(2);
 	}
 	return fd;
-}
-
-static void write_file(const char *name, const char *text)
-{
-	int fd = open_file(name, O_WRONLY | O_CREAT | O_TRUNC);
-	size_t n = strlen(text);
-	if (write(fd, text, n) != (ssize_t)n || close(fd) < 0)
-		exit(2);
 }
 
 /* Reads a file of the temporary directory into buf; returns its size. */
@@ -150,7 +122,7 @@ TEST(program_found_through_path)
 TEST(child_gets_our_descriptors)
 {
 	enter_tmpdir();
-	write_file("in", "the message\n");
+	unit_write_str("in", "the message\n", 0600);
 	int in = open_file("in", O_RDONLY);
 	int out = open_file("out", O_WRONLY | O_CREAT | O_TRUNC);
 	CHECK(dup2(in, 0) == 0 && dup2(out, 1) == 1);
@@ -158,7 +130,7 @@ TEST(child_gets_our_descriptors)
 	char buf[64];
 	size_t n = read_file("out", buf, sizeof buf);
 	CHECK_STR(buf, n, "the message\ndone\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(in_becomes_fd_0_and_is_closed_in_the_child)
@@ -166,8 +138,8 @@ TEST(in_becomes_fd_0_and_is_closed_in_the_child)
 	char script[128];
 
 	enter_tmpdir();
-	write_file("in", "for the child\n");
-	write_file("ours", "still ours\n");
+	unit_write_str("in", "for the child\n", 0600);
+	unit_write_str("ours", "still ours\n", 0600);
 	CHECK_INT(dup2(open_file("ours", O_RDONLY), 0), 0);
 	int in = open_file("in", O_RDONLY);
 	/* 9: `in` was still open in the program. */
@@ -182,7 +154,7 @@ TEST(in_becomes_fd_0_and_is_closed_in_the_child)
 	CHECK(fcntl(in, F_GETFD) >= 0);
 	ssize_t r = read(0, buf, sizeof buf);
 	CHECK_STR(buf, r < 0 ? 0 : (size_t)r, "still ours\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 static void start_missing(void)
@@ -201,7 +173,7 @@ TEST(exec_failure_is_told_by_the_child)
 	expect_sys_line(want, sizeof want, "unable to run /nonexistent/prog",
 			ENOENT);
 	CHECK_STR(errtext, errlen, want);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 static void start_bad_in(void)
@@ -219,7 +191,7 @@ TEST(bad_in_is_told_by_the_child)
 	CHECK_INT(outcome_of(start_bad_in), 111);
 	expect_sys_line(want, sizeof want, "unable to set up fd 0", EBADF);
 	CHECK_STR(errtext, errlen, want);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(fork_failure)
@@ -264,7 +236,7 @@ TEST(start_or_defer_fork_failure)
 	CHECK_INT(outcome_of(start_or_defer_without_fork), 111);
 	expect_sys_line(want, sizeof want, "unable to fork", EAGAIN);
 	CHECK_STR(errtext, errlen, want);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 static void wait_or_defer_crash(void)
@@ -298,7 +270,7 @@ TEST(wait_or_defer)
 	CHECK_INT(outcome_of(wait_or_defer_stranger), 111);
 	expect_sys_line(want, sizeof want, "unable to wait for prog", ECHILD);
 	CHECK_STR(errtext, errlen, want);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 static void run_or_defer_codes(void)
@@ -327,7 +299,7 @@ TEST(run_or_defer)
 		 "%s\nt_child: fatal: /bin/sh crashed\n",
 		 strerror(ENOENT));
 	CHECK_STR(errtext, errlen, want);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(exit_codes, signals_are_not_exit_codes, program_found_through_path,

@@ -2,7 +2,6 @@
  * control file can be missing, too big or not a file at all. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -10,45 +9,7 @@
 
 #include "lib/ctl.h"
 #include "unit.h"
-
-static char tmpdir[] = "/tmp/t_ctl.XXXXXX";
-
-/* Each test runs in its own child: chdir into a fresh directory there. */
-static void enter_tmpdir(void)
-{
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0) {
-		perror("t_ctl: tmpdir");
-		_exit(2);
-	}
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	CHECK_INT(chdir("/"), 0);
-	CHECK_INT(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
-
-static void put(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, data, len), (long long)len);
-	CHECK_INT(close(fd), 0);
-}
-
-static void puts_file(const char *path, const char *text)
-{
-	put(path, text, strlen(text));
-}
+#include "unit_tmp.h"
 
 /* A file of the given size that takes no disk space. */
 static void put_sparse(const char *path, off_t size, const char *head)
@@ -65,57 +26,57 @@ static void put_sparse(const char *path, off_t size, const char *head)
 TEST(line_plain)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
-	puts_file("me", "mail.example.org\n");
+	unit_tmp_enter("t_ctl");
+	unit_write_str("me", "mail.example.org\n", 0644);
 	CHECK_INT(ctl_line("me", &s, "dflt"), 1);
 	CHECK_STR(s.s, s.len, "mail.example.org");
 	CHECK_INT(s.s[s.len], 0);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_crlf)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
-	puts_file("me", "crlf.example\r\n");
+	unit_tmp_enter("t_ctl");
+	unit_write_str("me", "crlf.example\r\n", 0644);
 	CHECK_INT(ctl_line("me", &s, NULL), 1);
 	CHECK_STR(s.s, s.len, "crlf.example");
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_trailing_blanks_removed_leading_kept)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
-	puts_file("me", "  a b \t \t\r\n");
+	unit_tmp_enter("t_ctl");
+	unit_write_str("me", "  a b \t \t\r\n", 0644);
 	CHECK_INT(ctl_line("me", &s, NULL), 1);
 	CHECK_STR(s.s, s.len, "  a b");
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_only_first_line)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
-	puts_file("me", "first\nsecond\nthird\n");
+	unit_tmp_enter("t_ctl");
+	unit_write_str("me", "first\nsecond\nthird\n", 0644);
 	CHECK_INT(ctl_line("me", &s, NULL), 1);
 	CHECK_STR(s.s, s.len, "first");
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_without_newline)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
-	puts_file("me", "last \t");
+	unit_tmp_enter("t_ctl");
+	unit_write_str("me", "last \t", 0644);
 	CHECK_INT(ctl_line("me", &s, NULL), 1);
 	CHECK_STR(s.s, s.len, "last");
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* A first line longer than one read chunk still comes back whole. */
@@ -123,21 +84,21 @@ TEST(line_longer_than_a_chunk)
 {
 	struct str s = STR_INIT;
 	static char big[20001];
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	memset(big, 'x', sizeof big - 1);
 	big[sizeof big - 1] = '\n';
-	put("me", big, sizeof big);
+	unit_write_file("me", big, sizeof big, 0644);
 	CHECK_INT(ctl_line("me", &s, NULL), 1);
 	CHECK_INT(s.len, sizeof big - 1);
 	CHECK(s.len == sizeof big - 1 && memcmp(s.s, big, s.len) == 0);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_missing_uses_default)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	CHECK_INT(str_copys(&s, "old contents"), 0);
 	CHECK_INT(ctl_line("nosuch", &s, "fallback"), 0);
 	CHECK_STR(s.s, s.len, "fallback");
@@ -148,38 +109,38 @@ TEST(line_missing_uses_default)
 	CHECK_INT(ctl_line("nosuch", &s, NULL), 0);
 	CHECK(s.s != NULL && s.s[0] == '\0');
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_empty_file_counts_as_missing)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
-	put("me", "", 0);
+	unit_tmp_enter("t_ctl");
+	unit_write_file("me", "", 0, 0644);
 	CHECK_INT(ctl_line("me", &s, "fallback"), 0);
 	CHECK_STR(s.s, s.len, "fallback");
 	/* /dev/null behaves like an empty file. */
 	CHECK_INT(ctl_line("/dev/null", &s, "null"), 0);
 	CHECK_STR(s.s, s.len, "null");
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_blank_first_line_is_empty_value)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
-	puts_file("me", " \t\r\nsecond\n");
+	unit_tmp_enter("t_ctl");
+	unit_write_str("me", " \t\r\nsecond\n", 0644);
 	CHECK_INT(ctl_line("me", &s, "fallback"), 1);
 	CHECK_INT(s.len, 0);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_too_big)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	put_sparse("big", (off_t)CTL_MAX + 1, "ok\n");
 	CHECK_INT(str_copys(&s, "old"), 0);
 	errno = 0;
@@ -191,7 +152,7 @@ TEST(line_too_big)
 	CHECK_INT(ctl_line("max", &s, NULL), 1);
 	CHECK_STR(s.s, s.len, "ok");
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* fstat says 0 bytes, reads never end: only the read bound stops it. */
@@ -208,19 +169,19 @@ TEST(line_endless_device_is_bounded)
 TEST(line_directory_is_error)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	CHECK_INT(mkdir("dir", 0755), 0);
 	errno = 0;
 	CHECK_INT(ctl_line("dir", &s, "fallback"), -1);
 	CHECK_INT(errno, EISDIR);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_fifo_is_error_without_hanging)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	CHECK_INT(mkfifo("fifo", 0644), 0);
 	alarm(10); /* a hang kills the test instead of the whole run */
 	errno = 0;
@@ -228,19 +189,19 @@ TEST(line_fifo_is_error_without_hanging)
 	CHECK_INT(errno, EINVAL);
 	alarm(0);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_path_through_file_is_error_not_missing)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
-	puts_file("plain", "x\n");
+	unit_tmp_enter("t_ctl");
+	unit_write_str("plain", "x\n", 0644);
 	errno = 0;
 	CHECK_INT(ctl_line("plain/sub", &s, "fallback"), -1);
 	CHECK_INT(errno, ENOTDIR);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_unreadable_is_error)
@@ -250,58 +211,58 @@ TEST(line_unreadable_is_error)
 	 * test when running as root. */
 	if (geteuid() == 0)
 		return;
-	enter_tmpdir();
-	puts_file("secret", "x\n");
+	unit_tmp_enter("t_ctl");
+	unit_write_str("secret", "x\n", 0644);
 	CHECK_INT(chmod("secret", 0), 0);
 	errno = 0;
 	CHECK_INT(ctl_line("secret", &s, "fallback"), -1);
 	CHECK_INT(errno, EACCES);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_with_nul_is_error)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
-	put("me", "a\0b\n", 4);
+	unit_tmp_enter("t_ctl");
+	unit_write_file("me", "a\0b\n", 4, 0644);
 	errno = 0;
 	CHECK_INT(ctl_line("me", &s, NULL), -1);
 	CHECK_INT(errno, EINVAL);
 	CHECK_INT(s.len, 0);
 	/* A NUL after the first line does not matter. */
-	put("me", "ab\n\0\n", 5);
+	unit_write_file("me", "ab\n\0\n", 5, 0644);
 	CHECK_INT(ctl_line("me", &s, NULL), 1);
 	CHECK_STR(s.s, s.len, "ab");
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_or_me)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	CHECK_INT(mkdir("control", 0755), 0);
 	/* Neither file: 0 with out empty. */
 	CHECK_INT(str_copys(&s, "old"), 0);
 	CHECK_INT(ctl_line_or_me("control/defaulthost", &s), 0);
 	CHECK_INT(s.len, 0);
 	/* Only me. */
-	puts_file("control/me", "me.example\r\n");
+	unit_write_str("control/me", "me.example\r\n", 0644);
 	CHECK_INT(ctl_line_or_me("control/defaulthost", &s), 0);
 	CHECK_STR(s.s, s.len, "me.example");
 	/* The file itself wins. */
-	puts_file("control/defaulthost", "dh.example\n");
+	unit_write_str("control/defaulthost", "dh.example\n", 0644);
 	CHECK_INT(ctl_line_or_me("control/defaulthost", &s), 1);
 	CHECK_STR(s.s, s.len, "dh.example");
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(line_or_me_errors)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	CHECK_INT(mkdir("control", 0755), 0);
 	CHECK_INT(mkdir("control/me", 0755), 0);
 	errno = 0;
@@ -309,57 +270,57 @@ TEST(line_or_me_errors)
 	CHECK_INT(errno, EISDIR);
 	/* An error on the file itself does not fall back to me. */
 	CHECK_INT(rmdir("control/me"), 0);
-	puts_file("control/me", "me.example\n");
+	unit_write_str("control/me", "me.example\n", 0644);
 	CHECK_INT(mkdir("control/defaulthost", 0755), 0);
 	errno = 0;
 	CHECK_INT(ctl_line_or_me("control/defaulthost", &s), -1);
 	CHECK_INT(errno, EISDIR);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(ulong_valid)
 {
 	unsigned long n = 7;
 	char max[32];
-	enter_tmpdir();
-	puts_file("n", "1200\n");
+	unit_tmp_enter("t_ctl");
+	unit_write_str("n", "1200\n", 0644);
 	CHECK_INT(ctl_ulong("n", &n, 5), 1);
 	CHECK(n == 1200);
-	puts_file("n", "0042 \t\r\nignored\n");
+	unit_write_str("n", "0042 \t\r\nignored\n", 0644);
 	CHECK_INT(ctl_ulong("n", &n, 5), 1);
 	CHECK(n == 42);
-	puts_file("n", "0");
+	unit_write_str("n", "0", 0644);
 	CHECK_INT(ctl_ulong("n", &n, 5), 1);
 	CHECK(n == 0);
 	snprintf(max, sizeof max, "%lu\n", ULONG_MAX);
-	puts_file("n", max);
+	unit_write_str("n", max, 0644);
 	CHECK_INT(ctl_ulong("n", &n, 5), 1);
 	CHECK(n == ULONG_MAX);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(ulong_missing_or_blank_uses_default)
 {
 	unsigned long n = 7;
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	CHECK_INT(ctl_ulong("nosuch", &n, 99), 0);
 	CHECK(n == 99);
-	put("n", "", 0);
+	unit_write_file("n", "", 0, 0644);
 	n = 7;
 	CHECK_INT(ctl_ulong("n", &n, 98), 0);
 	CHECK(n == 98);
-	puts_file("n", " \r\n12\n");
+	unit_write_str("n", " \r\n12\n", 0644);
 	n = 7;
 	CHECK_INT(ctl_ulong("n", &n, 97), 0);
 	CHECK(n == 97);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 static void check_garbage(const char *text)
 {
 	unsigned long n = 7;
-	puts_file("n", text);
+	unit_write_str("n", text, 0644);
 	errno = 0;
 	CHECK_INT(ctl_ulong("n", &n, 5), -1);
 	CHECK_INT(errno, EINVAL);
@@ -368,7 +329,7 @@ static void check_garbage(const char *text)
 
 TEST(ulong_garbage)
 {
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	check_garbage("12abc\n");
 	check_garbage("abc\n");
 	check_garbage("-1\n");
@@ -376,36 +337,36 @@ TEST(ulong_garbage)
 	check_garbage(" 5\n");
 	check_garbage("1 2\n");
 	check_garbage("0x10\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(ulong_overflow)
 {
 	unsigned long n = 7;
 	char big[40];
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	/* ULONG_MAX ends in 5 for 32 and 64 bits: make it ULONG_MAX + 1. */
 	int len = snprintf(big, sizeof big, "%lu", ULONG_MAX);
 	CHECK(len > 0 && big[len - 1] == '5');
 	big[len - 1] = '6';
-	puts_file("n", big);
+	unit_write_str("n", big, 0644);
 	errno = 0;
 	CHECK_INT(ctl_ulong("n", &n, 5), -1);
 	CHECK_INT(errno, ERANGE);
 	CHECK(n == 7);
 	snprintf(big, sizeof big, "%lu0\n", ULONG_MAX);
-	puts_file("n", big);
+	unit_write_str("n", big, 0644);
 	errno = 0;
 	CHECK_INT(ctl_ulong("n", &n, 5), -1);
 	CHECK_INT(errno, ERANGE);
 	CHECK(n == 7);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(ulong_errors)
 {
 	unsigned long n = 7;
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	CHECK_INT(mkdir("dir", 0755), 0);
 	errno = 0;
 	CHECK_INT(ctl_ulong("dir", &n, 5), -1);
@@ -415,15 +376,16 @@ TEST(ulong_errors)
 	CHECK_INT(ctl_ulong("big", &n, 5), -1);
 	CHECK_INT(errno, EFBIG);
 	CHECK(n == 7);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(list_skips_comments_and_blanks)
 {
 	struct str s = STR_INIT;
 	static const char want[] = "alpha\0 beta gamma\0de#lta\0last\0";
-	enter_tmpdir();
-	puts_file("l", "# comment\n"
+	unit_tmp_enter("t_ctl");
+	unit_write_str("l",
+		       "# comment\n"
 		       "\n"
 		       "alpha\n"
 		       "  \t\n"
@@ -431,64 +393,65 @@ TEST(list_skips_comments_and_blanks)
 		       "#another\n"
 		       "de#lta\n"
 		       "\r\n"
-		       "last");
+		       "last",
+		       0644);
 	CHECK_INT(ctl_list("l", &s), 1);
 	CHECK_MEM(s.s, s.len, want, sizeof want - 1);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(list_crlf)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
-	puts_file("l", "a\r\nb\r\n");
+	unit_tmp_enter("t_ctl");
+	unit_write_str("l", "a\r\nb\r\n", 0644);
 	CHECK_INT(ctl_list("l", &s), 1);
 	CHECK_MEM(s.s, s.len, "a\0b\0", 4);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(list_missing_and_empty)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	CHECK_INT(str_copys(&s, "old"), 0);
 	CHECK_INT(ctl_list("nosuch", &s), 0);
 	CHECK_INT(s.len, 0);
-	put("l", "", 0);
+	unit_write_file("l", "", 0, 0644);
 	CHECK_INT(str_copys(&s, "old"), 0);
 	CHECK_INT(ctl_list("l", &s), 1);
 	CHECK_INT(s.len, 0);
-	puts_file("l", "# only\n\n#comments\n");
+	unit_write_str("l", "# only\n\n#comments\n", 0644);
 	CHECK_INT(ctl_list("l", &s), 1);
 	CHECK_INT(s.len, 0);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(list_nul_in_entry_is_error)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
-	put("l", "ok\nba\0d\n", 8);
+	unit_tmp_enter("t_ctl");
+	unit_write_file("l", "ok\nba\0d\n", 8, 0644);
 	CHECK_INT(str_copys(&s, "old"), 0);
 	errno = 0;
 	CHECK_INT(ctl_list("l", &s), -1);
 	CHECK_INT(errno, EINVAL);
 	CHECK_INT(s.len, 0);
 	/* In a comment it does no harm. */
-	put("l", "#c\0mment\nok\n", 12);
+	unit_write_file("l", "#c\0mment\nok\n", 12, 0644);
 	CHECK_INT(ctl_list("l", &s), 1);
 	CHECK_MEM(s.s, s.len, "ok\0", 3);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(list_errors)
 {
 	struct str s = STR_INIT;
-	enter_tmpdir();
+	unit_tmp_enter("t_ctl");
 	CHECK_INT(mkdir("dir", 0755), 0);
 	CHECK_INT(str_copys(&s, "old"), 0);
 	errno = 0;
@@ -504,7 +467,7 @@ TEST(list_errors)
 	CHECK_INT(errno, EFBIG);
 	CHECK_INT(s.len, 0);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(next_iterates)
@@ -512,8 +475,8 @@ TEST(next_iterates)
 	struct str s = STR_INIT;
 	size_t pos = 0;
 	const char *e;
-	enter_tmpdir();
-	puts_file("l", "one\n#x\ntwo words\nthree\n");
+	unit_tmp_enter("t_ctl");
+	unit_write_str("l", "one\n#x\ntwo words\nthree\n", 0644);
 	CHECK_INT(ctl_list("l", &s), 1);
 	e = ctl_next(&s, &pos);
 	CHECK(e && strcmp(e, "one") == 0);
@@ -524,7 +487,7 @@ TEST(next_iterates)
 	CHECK(ctl_next(&s, &pos) == NULL);
 	CHECK(ctl_next(&s, &pos) == NULL);
 	str_free(&s);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(next_edge_cases)

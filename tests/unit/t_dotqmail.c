@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 
 #include "mail/dotqmail.h"
 #include "unit.h"
+#include "unit_tmp.h"
 
 /* --- helpers --- */
 
@@ -46,42 +46,6 @@ static int refused(const char *s, size_t n, int forward_only, size_t line,
 	int r = parse_n(s, n, forward_only);
 	return r == -1 && errno == EINVAL && list.n == 0 && err.line == line &&
 	       err.why && strstr(err.why, why) != NULL;
-}
-
-static char tmpdir[64];
-
-static void enter_tmpdir(void)
-{
-	strcpy(tmpdir, "/tmp/t_dotqmail.XXXXXX");
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0) {
-		perror("mkdtemp");
-		exit(2);
-	}
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	if (chdir("/") == 0)
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void make_file(const char *name, const char *content)
-{
-	int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	size_t n = strlen(content);
-	if (fd < 0 || write(fd, content, n) != (ssize_t)n || close(fd) < 0) {
-		perror(name);
-		exit(2);
-	}
 }
 
 /* --- parsing: line kinds --- */
@@ -362,10 +326,10 @@ TEST(find_exact_then_defaults)
 {
 	struct dq_found f = DQ_FOUND_INIT;
 
-	enter_tmpdir();
-	make_file(".qmail-default", "&catchall@x\n");
-	make_file(".qmail-foo-default", "&foo@x\n");
-	make_file(".qmail-foo-bar", "&exact@x\n");
+	unit_tmp_enter("t_dotqmail");
+	unit_write_str(".qmail-default", "&catchall@x\n", 0644);
+	unit_write_str(".qmail-foo-default", "&foo@x\n", 0644);
+	unit_write_str(".qmail-foo-bar", "&exact@x\n", 0644);
 
 	CHECK_INT(dotqmail_find("-", "foo-bar", &f), 1);
 	CHECK_STR(f.name.s, f.name.len, ".qmail-foo-bar");
@@ -391,15 +355,15 @@ TEST(find_exact_then_defaults)
 	close(f.fd);
 	str_free(&t);
 	str_free(&f.name);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(find_nothing)
 {
 	struct dq_found f = DQ_FOUND_INIT;
 
-	enter_tmpdir();
-	make_file(".qmail", "./Maildir/\n");
+	unit_tmp_enter("t_dotqmail");
+	unit_write_str(".qmail", "./Maildir/\n", 0644);
 	CHECK_INT(dotqmail_find("-", "foo", &f), 0);
 	CHECK_INT(f.fd, -1);
 	CHECK_INT(f.deflt, DOTQMAIL_NOT_DEFAULT);
@@ -408,49 +372,49 @@ TEST(find_nothing)
 	CHECK_STR(f.name.s, f.name.len, ".qmail");
 	close(f.fd);
 	str_free(&f.name);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(find_dots_become_colons)
 {
 	struct dq_found f = DQ_FOUND_INIT;
 
-	enter_tmpdir();
-	make_file(".qmail-www:example:com", "&w@x\n");
+	unit_tmp_enter("t_dotqmail");
+	unit_write_str(".qmail-www:example:com", "&w@x\n", 0644);
 	CHECK_INT(dotqmail_find("-", "WWW.Example.com", &f), 1);
 	CHECK_STR(f.name.s, f.name.len, ".qmail-www:example:com");
 	close(f.fd);
 	/* A dotted name is never looked up. */
-	make_file(".qmail-a.b", "&w@x\n");
+	unit_write_str(".qmail-a.b", "&w@x\n", 0644);
 	CHECK_INT(dotqmail_find("-", "a.b", &f), 0);
 	str_free(&f.name);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(find_skips_non_files)
 {
 	struct dq_found f = DQ_FOUND_INIT;
 
-	enter_tmpdir();
+	unit_tmp_enter("t_dotqmail");
 	CHECK_INT(mkdir(".qmail-foo", 0755), 0);
 	CHECK_INT(mkfifo(".qmail-default", 0644), 0);
 	/* A directory and a FIFO are not .qmail files (and the FIFO must
 	 * not hang the lookup). */
 	CHECK_INT(dotqmail_find("-", "foo", &f), 0);
-	make_file(".qmail-foo-default", "&d@x\n");
+	unit_write_str(".qmail-foo-default", "&d@x\n", 0644);
 	CHECK_INT(dotqmail_find("-", "foo-x", &f), 1);
 	CHECK_STR(f.name.s, f.name.len, ".qmail-foo-default");
 	close(f.fd);
 	str_free(&f.name);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(find_error_is_not_missing)
 {
 	struct dq_found f = DQ_FOUND_INIT;
 
-	enter_tmpdir();
-	make_file(".qmail-default", "&d@x\n");
+	unit_tmp_enter("t_dotqmail");
+	unit_write_str(".qmail-default", "&d@x\n", 0644);
 	/* A symlink loop hides whether the file exists: an error, not a
 	 * fall-through to .qmail-default. */
 	CHECK_INT(symlink(".qmail-foo", ".qmail-foo"), 0);
@@ -460,7 +424,7 @@ TEST(find_error_is_not_missing)
 	CHECK_STR(f.name.s, f.name.len, ".qmail-foo");
 	CHECK_INT(f.fd, -1);
 	str_free(&f.name);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(open_and_exists)
@@ -468,8 +432,8 @@ TEST(open_and_exists)
 	int fd = -1;
 	mode_t mode = 0;
 
-	enter_tmpdir();
-	make_file("f", "x");
+	unit_tmp_enter("t_dotqmail");
+	unit_write_str("f", "x", 0644);
 	CHECK_INT(chmod("f", 0744), 0);
 	CHECK_INT(dotqmail_open("f", &fd, &mode), 1);
 	CHECK_INT(mode & 07777, 0744);
@@ -484,14 +448,14 @@ TEST(open_and_exists)
 	CHECK_INT(symlink("loop", "loop"), 0);
 	CHECK_INT(dotqmail_exists("loop"), -1);
 	CHECK_INT(dotqmail_open("loop", &fd, &mode), -1);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(read_limits)
 {
 	struct str t = STR_INIT;
 
-	enter_tmpdir();
+	unit_tmp_enter("t_dotqmail");
 	int fd = open("big", O_RDWR | O_CREAT, 0644);
 	CHECK(fd >= 0);
 	CHECK_INT(ftruncate(fd, (off_t)DOTQMAIL_FILE_MAX), 0);
@@ -509,7 +473,7 @@ TEST(read_limits)
 	CHECK_INT(errno, EISDIR);
 	close(dir);
 	str_free(&t);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(every_kind, comments_and_blank_lines, empty_text,

@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,29 +21,15 @@
 #include "lib/log.h"
 #include "mail/forward.h"
 #include "unit.h"
+#include "unit_tmp.h"
 
 #define LINE "Delivered-To: box@example.test\n"
 #define MESSAGE "Subject: hi\n\nbody\n"
 #define ENVELOPE "Fsender@example.org\0Ta@example.net\0Tb@example.com\0\0"
 
-static char tmpdir[64];
+static const char *tmpdir;
 static char errtext[1024];
 static size_t errlen;
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	if (chdir("/") == 0)
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int open_file(const char *name, int flags)
 {
@@ -54,13 +39,6 @@ static int open_file(const char *name, int flags)
 		exit(2);
 	}
 	return fd;
-}
-
-static void write_file(const char *name, const void *p, size_t n)
-{
-	int fd = open_file(name, O_WRONLY | O_CREAT | O_TRUNC);
-	if (write(fd, p, n) != (ssize_t)n || close(fd) < 0)
-		exit(2);
 }
 
 /* Reads a file of the temporary directory; -1 when it does not exist. */
@@ -91,7 +69,7 @@ static void set_queue(int code)
 			     tmpdir, tmpdir, tmpdir, code);
 	if (n < 0 || (size_t)n >= sizeof script)
 		exit(2);
-	write_file("queue", script, (size_t)n);
+	unit_write_file("queue", script, (size_t)n, 0700);
 }
 
 /* A temporary directory with the queue set to exit 0 and MESSAGE on
@@ -100,18 +78,14 @@ static void setup(void)
 {
 	char path[128];
 
-	strcpy(tmpdir, "/tmp/t_forward.XXXXXX");
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0) {
-		perror("mkdtemp");
-		exit(2);
-	}
+	tmpdir = unit_tmp_enter("t_forward");
 	log_init("t_forward");
 	signal(SIGPIPE, SIG_IGN);
 	set_queue(0);
 	snprintf(path, sizeof path, "%s/queue", tmpdir);
 	if (setenv("QMAILQUEUE", path, 1) < 0)
 		exit(2);
-	write_file("in", MESSAGE, strlen(MESSAGE));
+	unit_write_file("in", MESSAGE, strlen(MESSAGE), 0700);
 	if (dup2(open_file("in", O_RDONLY), 0) != 0)
 		exit(2);
 }
@@ -221,7 +195,7 @@ TEST(queues_the_line_and_the_message)
 	CHECK_INT(res.qp, queue_pid());
 	CHECK(str_starts(&res.reply, "250 "));
 	str_free(&res.reply);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(reads_from_the_current_offset)
@@ -234,7 +208,7 @@ TEST(reads_from_the_current_offset)
 	CHECK_INT(lseek(0, 13, SEEK_SET), 13);
 	CHECK_INT(forward_message(LINE, "sender@example.org", &rcpts, &res), 0);
 	message_is(LINE "body\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(empty_sender_and_message)
@@ -249,7 +223,7 @@ TEST(empty_sender_and_message)
 	CHECK_INT(forward_message(LINE, "", &rcpts, &res), 0);
 	message_is(LINE);
 	envelope_is(env, sizeof env - 1);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(refusals_keep_the_reply)
@@ -270,7 +244,7 @@ TEST(refusals_keep_the_reply)
 	CHECK_INT(forward_message(LINE, "s@x", &rcpts, &res), -1);
 	CHECK_INT(res.stage, FORWARD_QUEUE);
 	CHECK(str_starts(&res.reply, "451 "));
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(queue_that_cannot_run)
@@ -284,7 +258,7 @@ TEST(queue_that_cannot_run)
 	CHECK_INT(forward_message(LINE, "s@x", &rcpts, &res), -1);
 	CHECK_INT(res.stage, FORWARD_QUEUE);
 	CHECK(str_starts(&res.reply, "451 "));
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(read_error_queues_nothing)
@@ -301,7 +275,7 @@ TEST(read_error_queues_nothing)
 	CHECK_INT(errno, EISDIR);
 	/* qmail-queue was stopped before it had an envelope. */
 	CHECK_INT(read_file("env", errtext, sizeof errtext), -1);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(start_error)
@@ -320,7 +294,7 @@ TEST(start_error)
 	CHECK_INT(saved, EMFILE);
 	CHECK_INT(res.qp, -1);
 	CHECK_INT(read_file("pid", errtext, sizeof errtext), -1);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* --- the helpers' versions --- */
@@ -348,7 +322,7 @@ TEST(env_or_die)
 	CHECK_INT(unsetenv("NEWSENDER"), 0);
 	CHECK_INT(outcome_of(read_env), 100);
 	CHECK_STR(errtext, errlen, "t_forward: fatal: NEWSENDER not set\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 static const char *const addrs[] = {"a@example.net", "b@example.com"};
@@ -371,7 +345,7 @@ TEST(or_die_returns_the_queue_pid)
 	/* It has set SIGPIPE aside for good. */
 	CHECK_INT(sigaction(SIGPIPE, NULL, &old), 0);
 	CHECK(old.sa_handler == SIG_IGN);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(or_die_exit_codes)
@@ -388,7 +362,7 @@ TEST(or_die_exit_codes)
 	CHECK_STR(errtext, errlen,
 		  "t_forward: fatal: 451 qq write error or disk full "
 		  "(#4.3.0)\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 static void forward_unreadable(void)
@@ -419,7 +393,7 @@ TEST(or_die_system_errors)
 		 "t_forward: fatal: unable to run qmail-queue: %s\n",
 		 strerror(EMFILE));
 	CHECK_STR(errtext, errlen, want);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(or_die_survives_a_queue_that_stops_reading)
@@ -428,7 +402,7 @@ TEST(or_die_survives_a_queue_that_stops_reading)
 
 	setup();
 	memset(big, 'x', sizeof big);
-	write_file("in", big, sizeof big);
+	unit_write_file("in", big, sizeof big, 0700);
 	CHECK_INT(dup2(open_file("in", O_RDONLY), 0), 0);
 	set_queue(-1);
 	signal(SIGPIPE, SIG_DFL);
@@ -437,7 +411,7 @@ TEST(or_die_survives_a_queue_that_stops_reading)
 	CHECK_STR(errtext, errlen,
 		  "t_forward: fatal: 451 mail server temporarily rejected "
 		  "message (#4.3.0)\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(queues_the_line_and_the_message, reads_from_the_current_offset,

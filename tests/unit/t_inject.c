@@ -3,12 +3,12 @@
  * letters, resent messages, bounds, and the settings loader. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "mail/inject.h"
 #include "unit.h"
+#include "unit_tmp.h"
 
 #define DATE_NOW "Sun, 09 Sep 2001 01:46:40 +0000"
 #define ADDED                                                                  \
@@ -545,17 +545,6 @@ TEST(envelope_address_helper)
 
 /* --- the settings loader --- */
 
-static char tmpdir[] = "/tmp/t_inject.XXXXXX";
-
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void enter_home(void)
 {
 	static const char *const vars[] = {"QMAILDEFAULTDOMAIN",
@@ -563,29 +552,16 @@ static void enter_home(void)
 					   "QMAILPLUSDOMAIN", "QMAILIDHOST"};
 	for (size_t i = 0; i < 4; i++)
 		unsetenv(vars[i]);
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0 ||
-	    mkdir("control", 0755) < 0) {
-		perror("t_inject: tmpdir");
-		_exit(2);
-	}
-}
-
-static void leave_home(void)
-{
-	CHECK_INT(chdir("/"), 0);
-	CHECK_INT(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+	unit_tmp_enter("t_inject");
+	unit_mkdir("control", 0755);
 }
 
 static void control(const char *name, const char *text)
 {
 	char path[128];
-	int fd;
 
 	snprintf(path, sizeof path, "control/%s", name);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, text, strlen(text)), (long long)strlen(text));
-	CHECK_INT(close(fd), 0);
+	unit_write_str(path, text, 0644);
 }
 
 static void check_qualified(const struct inject_settings *s, const char *in,
@@ -611,7 +587,7 @@ TEST(settings_default_to_me)
 	check_qualified(&s, "", "me.example");
 	check_qualified(&s, "box", "box.me.example");
 	inject_settings_free(&s);
-	leave_home();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(settings_from_files_and_environment)
@@ -630,7 +606,7 @@ TEST(settings_from_files_and_environment)
 	check_qualified(&s, "", "dh.dd.example");
 	check_qualified(&s, "x+", "x.envplus.example");
 	inject_settings_free(&s);
-	leave_home();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(settings_literal_defaults)
@@ -642,7 +618,7 @@ TEST(settings_literal_defaults)
 	check_qualified(&s, "", "defaulthost.defaultdomain");
 	check_qualified(&s, "a+", "a.plusdomain");
 	inject_settings_free(&s);
-	leave_home();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(settings_rewrite_file)
@@ -657,7 +633,7 @@ TEST(settings_rewrite_file)
 	check_qualified(&s, "", "hub.example");
 	check_qualified(&s, "box", "box");
 	inject_settings_free(&s);
-	leave_home();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(settings_errors)
@@ -674,7 +650,7 @@ TEST(settings_errors)
 	CHECK_INT(inject_settings_load(&s), -1);
 	CHECK_STR(s.failed.s, s.failed.len, "control/defaulthost");
 	inject_settings_free(&s);
-	leave_home();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* Found by fuzz_inject: a name with a line end wrote a second line into

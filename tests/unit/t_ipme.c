@@ -3,45 +3,18 @@
  * entry and unreadable file. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "lib/ctl.h"
 #include "remote/ipme.h"
 #include "unit.h"
-
-static char tmpdir[] = "/tmp/t_ipme.XXXXXX";
+#include "unit_tmp.h"
 
 static void enter_tmpdir(void)
 {
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0 || mkdir("control", 0755)) {
-		perror("t_ipme: tmpdir");
-		_exit(2);
-	}
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	CHECK_INT(chdir("/"), 0);
-	CHECK_INT(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
-
-static void write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, text, strlen(text)), (long long)strlen(text));
-	CHECK_INT(close(fd), 0);
+	unit_tmp_enter("t_ipme");
+	unit_mkdir("control", 0755);
 }
 
 static int is_me(const struct dns_iplist *mine, const char *text)
@@ -143,15 +116,15 @@ TEST(load_reads_the_control_files)
 	CHECK(is_me(&mine, "127.0.0.1"));
 	dns_iplist_free(&mine);
 
-	write_file("control/moreipme", "# ours too\n192.0.2.20\n\n");
-	write_file("control/notipme", "127.0.0.1\n::1\n");
+	unit_write_str("control/moreipme", "# ours too\n192.0.2.20\n\n", 0644);
+	unit_write_str("control/notipme", "127.0.0.1\n::1\n", 0644);
 	CHECK_INT(ipme_load(&mine, &file, &bad), 0);
 	CHECK(is_me(&mine, "192.0.2.20"));
 	CHECK(!is_me(&mine, "127.0.0.1"));
 	CHECK(!is_me(&mine, "::1"));
 	dns_iplist_free(&mine);
 	str_free(&bad);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(load_names_the_file_at_fault)
@@ -161,7 +134,7 @@ TEST(load_names_the_file_at_fault)
 	const char *file = NULL;
 
 	enter_tmpdir();
-	write_file("control/moreipme", "not-an-address\n");
+	unit_write_str("control/moreipme", "not-an-address\n", 0644);
 	errno = 0;
 	CHECK_INT(ipme_load(&mine, &file, &bad), -1);
 	CHECK_INT(errno, EINVAL);
@@ -169,8 +142,8 @@ TEST(load_names_the_file_at_fault)
 	CHECK_STR(bad.s, bad.len, "not-an-address");
 	dns_iplist_free(&mine);
 
-	write_file("control/moreipme", "192.0.2.1\n");
-	write_file("control/notipme", "127.0.0.1 # with a comment\n");
+	unit_write_str("control/moreipme", "192.0.2.1\n", 0644);
+	unit_write_str("control/notipme", "127.0.0.1 # with a comment\n", 0644);
 	CHECK_INT(ipme_load(&mine, &file, &bad), -1);
 	CHECK(file && strcmp(file, NOTIPME_FILE) == 0);
 	CHECK_STR(bad.s, bad.len, "127.0.0.1 # with a comment");
@@ -185,7 +158,7 @@ TEST(load_names_the_file_at_fault)
 	CHECK_INT(bad.len, 0);
 	dns_iplist_free(&mine);
 	str_free(&bad);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(interfaces_include_loopback_and_unspecified,

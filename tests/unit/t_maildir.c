@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,43 +23,9 @@
 #include "mail/maildir.h"
 #include "mail/mbox.h"
 #include "unit.h"
+#include "unit_tmp.h"
 
 /* --- helpers --- */
-
-static char tmpdir[64];
-
-static void enter_tmpdir(void)
-{
-	strcpy(tmpdir, "/tmp/t_maildir.XXXXXX");
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0) {
-		perror("mkdtemp");
-		exit(2);
-	}
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	if (chdir("/") == 0)
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void write_file(const char *name, const void *p, size_t n)
-{
-	int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, p, n) != (ssize_t)n || close(fd) < 0) {
-		perror(name);
-		exit(2);
-	}
-}
 
 static void read_file(const char *name, struct str *out)
 {
@@ -116,7 +81,7 @@ static int msg_fd = -1;
 /* A message in a file, as qmail-local has it on fd 0. */
 static struct buf *message(const char *text)
 {
-	write_file("message", text, strlen(text));
+	unit_write_file("message", text, strlen(text), 0600);
 	if (msg_fd >= 0)
 		close(msg_fd);
 	msg_fd = open("message", O_RDONLY);
@@ -167,7 +132,7 @@ TEST(maildir_delivers)
 	struct str path = STR_INIT, name = STR_INIT, body = STR_INIT;
 	enum maildir_stage stage = MAILDIR_READ;
 
-	enter_tmpdir();
+	unit_tmp_enter("t_maildir");
 	make_maildir("Maildir");
 	CHECK_INT(maildir_deliver("./Maildir/", head, sizeof head - 1,
 				  message("Subject: x\n\nhello\n"), &path,
@@ -196,7 +161,7 @@ TEST(maildir_delivers)
 	str_free(&path);
 	str_free(&name);
 	str_free(&body);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(maildir_large_message_streams)
@@ -208,7 +173,7 @@ TEST(maildir_large_message_streams)
 
 	if (!big)
 		return;
-	enter_tmpdir();
+	unit_tmp_enter("t_maildir");
 	make_maildir("M");
 	for (size_t i = 0; i < n; i++)
 		big[i] = (char)('a' + i % 26);
@@ -219,7 +184,7 @@ TEST(maildir_large_message_streams)
 	free(big);
 	str_free(&path);
 	str_free(&body);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(maildir_missing)
@@ -227,7 +192,7 @@ TEST(maildir_missing)
 	struct str path = STR_INIT;
 	enum maildir_stage stage = MAILDIR_OK;
 
-	enter_tmpdir();
+	unit_tmp_enter("t_maildir");
 	errno = 0;
 	CHECK_INT(maildir_deliver("./Maildir/", head, sizeof head - 1,
 				  message("x\n"), &path, &stage),
@@ -236,14 +201,14 @@ TEST(maildir_missing)
 	CHECK_INT(errno, ENOENT);
 	CHECK(strncmp(path.s, "./Maildir/tmp/", 14) == 0);
 	str_free(&path);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(maildir_read_error_leaves_nothing)
 {
 	enum maildir_stage stage = MAILDIR_OK;
 
-	enter_tmpdir();
+	unit_tmp_enter("t_maildir");
 	make_maildir("Maildir");
 	errno = 0;
 	CHECK_INT(maildir_deliver("Maildir", head, sizeof head - 1,
@@ -253,7 +218,7 @@ TEST(maildir_read_error_leaves_nothing)
 	CHECK_INT(errno, EISDIR);
 	CHECK_INT(count_entries("Maildir/tmp", NULL), 0);
 	CHECK_INT(count_entries("Maildir/new", NULL), 0);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(maildir_write_error_leaves_nothing)
@@ -261,7 +226,7 @@ TEST(maildir_write_error_leaves_nothing)
 	enum maildir_stage stage = MAILDIR_OK;
 	char big[20000];
 
-	enter_tmpdir();
+	unit_tmp_enter("t_maildir");
 	make_maildir("Maildir");
 	memset(big, 'x', sizeof big - 1);
 	big[sizeof big - 1] = 0;
@@ -275,7 +240,7 @@ TEST(maildir_write_error_leaves_nothing)
 	CHECK_INT(errno, EFBIG);
 	CHECK_INT(count_entries("Maildir/tmp", NULL), 0);
 	CHECK_INT(count_entries("Maildir/new", NULL), 0);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(maildir_without_new_leaves_nothing)
@@ -283,7 +248,7 @@ TEST(maildir_without_new_leaves_nothing)
 	struct str path = STR_INIT;
 	enum maildir_stage stage = MAILDIR_OK;
 
-	enter_tmpdir();
+	unit_tmp_enter("t_maildir");
 	mkdir("Maildir", 0700);
 	mkdir("Maildir/tmp", 0700);
 	CHECK_INT(maildir_deliver("Maildir/", head, sizeof head - 1,
@@ -294,7 +259,7 @@ TEST(maildir_without_new_leaves_nothing)
 	CHECK(strncmp(path.s, "Maildir/new/", 12) == 0);
 	CHECK_INT(count_entries("Maildir/tmp", NULL), 0);
 	str_free(&path);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* --- mbox: From line and quoting --- */
@@ -321,7 +286,7 @@ static void quote(const char *text, size_t step, struct str *out)
 	char space[64];
 	size_t n = strlen(text);
 
-	write_file("quoted", "", 0);
+	unit_write_file("quoted", "", 0, 0600);
 	int fd = open("quoted", O_WRONLY | O_TRUNC);
 	buf_init(&b, fd, space, sizeof space, 0);
 	mbox_quote_init(&q);
@@ -355,7 +320,7 @@ static int quotes_to(const char *in, const char *expect)
 
 TEST(mbox_quoting)
 {
-	enter_tmpdir();
+	unit_tmp_enter("t_maildir");
 	CHECK(quotes_to("From me\n", ">From me\n\n"));
 	CHECK(quotes_to("a\nFrom me\n>From x\n>>From y\n", "a\n>From me\n"
 							   ">>From x\n"
@@ -373,7 +338,7 @@ TEST(mbox_quoting)
 	CHECK(quotes_to(">>", ">>\n\n"));
 	/* An empty message is only the separating empty line. */
 	CHECK(quotes_to("", "\n"));
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* --- mbox: delivery --- */
@@ -385,7 +350,7 @@ TEST(mbox_delivers_and_appends)
 	static const char h[] = "From a@b Thu Jan  1 00:00:00 1970\n"
 				"Return-Path: <a@b>\n";
 
-	enter_tmpdir();
+	unit_tmp_enter("t_maildir");
 	CHECK_INT(mbox_deliver("mbox", h, sizeof h - 1,
 			       message("S: 1\n\nFrom x\nend"), 1, &stage),
 		  0);
@@ -403,20 +368,20 @@ TEST(mbox_delivers_and_appends)
 	CHECK_INT(stat("mbox", &st), 0);
 	CHECK_INT(st.st_mode & 0777, 0600);
 	str_free(&body);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(mbox_open_error)
 {
 	enum mbox_stage stage = MBOX_OK;
 
-	enter_tmpdir();
+	unit_tmp_enter("t_maildir");
 	CHECK_INT(mbox_deliver("nodir/mbox", head, sizeof head - 1,
 			       message("x\n"), 1, &stage),
 		  -1);
 	CHECK_INT(stage, MBOX_OPEN);
 	CHECK_INT(errno, ENOENT);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(mbox_lock_timeout)
@@ -425,8 +390,8 @@ TEST(mbox_lock_timeout)
 	struct str body = STR_INIT;
 	struct timespec t0, t1;
 
-	enter_tmpdir();
-	write_file("mbox", "old\n", 4);
+	unit_tmp_enter("t_maildir");
+	unit_write_file("mbox", "old\n", 4, 0600);
 	/* flock locks belong to the open file: a second open conflicts
 	 * even in the same process. */
 	int holder = open("mbox", O_RDONLY);
@@ -454,7 +419,7 @@ TEST(mbox_lock_timeout)
 	close(fd);
 	close(holder);
 	str_free(&body);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(mbox_read_error_truncates)
@@ -462,8 +427,8 @@ TEST(mbox_read_error_truncates)
 	enum mbox_stage stage = MBOX_OK;
 	struct str body = STR_INIT;
 
-	enter_tmpdir();
-	write_file("mbox", "From old\n\nold\n\n", 15);
+	unit_tmp_enter("t_maildir");
+	unit_write_file("mbox", "From old\n\nold\n\n", 15, 0600);
 	errno = 0;
 	CHECK_INT(mbox_deliver("mbox", head, sizeof head - 1,
 			       unreadable_message(), 1, &stage),
@@ -473,7 +438,7 @@ TEST(mbox_read_error_truncates)
 	read_file("mbox", &body);
 	CHECK_STR(body.s, body.len, "From old\n\nold\n\n");
 	str_free(&body);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(mbox_write_error_truncates)
@@ -482,8 +447,8 @@ TEST(mbox_write_error_truncates)
 	struct str body = STR_INIT;
 	char big[20000];
 
-	enter_tmpdir();
-	write_file("mbox", "From old\n\nold\n\n", 15);
+	unit_tmp_enter("t_maildir");
+	unit_write_file("mbox", "From old\n\nold\n\n", 15, 0600);
 	memset(big, 'y', sizeof big - 1);
 	big[sizeof big - 1] = 0;
 	struct buf *m = message(big);
@@ -496,7 +461,7 @@ TEST(mbox_write_error_truncates)
 	read_file("mbox", &body);
 	CHECK_STR(body.s, body.len, "From old\n\nold\n\n");
 	str_free(&body);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(mbox_copy_reports_stage)
@@ -505,7 +470,7 @@ TEST(mbox_copy_reports_stage)
 	struct buf out;
 	char space[16];
 
-	enter_tmpdir();
+	unit_tmp_enter("t_maildir");
 	int fd = open("out", O_WRONLY | O_CREAT, 0600);
 	buf_init(&out, fd, space, sizeof space, 0);
 	CHECK_INT(mbox_copy(&out, unreadable_message(), &stage), -1);
@@ -520,7 +485,7 @@ TEST(mbox_copy_reports_stage)
 	    -1);
 	CHECK_INT(stage, MBOX_WRITE);
 	close(fd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(maildir_name_format, maildir_delivers, maildir_large_message_streams,

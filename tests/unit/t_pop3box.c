@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,46 +18,19 @@
 
 #include "pop3/pop3box.h"
 #include "unit.h"
+#include "unit_tmp.h"
 
 /* --- helpers --- */
 
-static char tmpdir[64];
+static const char *tmpdir;
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	if (chdir("/") == 0)
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* A fresh Maildir as the current directory; leave_tmpdir removes it. */
+/* A fresh Maildir as the current directory; unit_tmp_leave removes it. */
 static void enter_maildir(void)
 {
-	strcpy(tmpdir, "/tmp/t_pop3box.XXXXXX");
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0 || mkdir("new", 0700) < 0 ||
-	    mkdir("cur", 0700) < 0 || mkdir("tmp", 0700) < 0) {
-		perror("mkdtemp");
-		exit(2);
-	}
-}
-
-static void write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	size_t n = strlen(text);
-
-	if (fd < 0 || write(fd, text, n) != (ssize_t)n || close(fd) < 0) {
-		perror(path);
-		exit(2);
-	}
+	tmpdir = unit_tmp_enter("t_pop3box");
+	unit_mkdir("new", 0700);
+	unit_mkdir("cur", 0700);
+	unit_mkdir("tmp", 0700);
 }
 
 static int open_dir(const char *path)
@@ -234,10 +206,10 @@ TEST(move_new_into_cur)
 	size_t moved = 99;
 
 	enter_maildir();
-	write_file("new/100.a.host", "one\n");
-	write_file("new/200.b.host", "two\n");
-	write_file("new/300.c.host:2,F", "three\n");
-	write_file("new/.hidden", "x\n");
+	unit_write_str("new/100.a.host", "one\n", 0600);
+	unit_write_str("new/200.b.host", "two\n", 0600);
+	unit_write_str("new/300.c.host:2,F", "three\n", 0600);
+	unit_write_str("new/.hidden", "x\n", 0600);
 	int newfd = open_dir("new"), curfd = open_dir("cur");
 	CHECK_INT(pop3_move_new(newfd, curfd, &moved), 0);
 	CHECK_INT(moved, 3);
@@ -252,7 +224,7 @@ TEST(move_new_into_cur)
 	CHECK_INT(moved, 0);
 	close(newfd);
 	close(curfd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(move_new_failures)
@@ -260,9 +232,9 @@ TEST(move_new_failures)
 	size_t moved = 99;
 
 	enter_maildir();
-	write_file("new/1.a", "x\n");
-	write_file("new/2.b", "y\n");
-	write_file("plain", "not a directory\n");
+	unit_write_str("new/1.a", "x\n", 0600);
+	unit_write_str("new/2.b", "y\n", 0600);
+	unit_write_str("plain", "not a directory\n", 0600);
 	int newfd = open_dir("new"), notdir = open("plain", O_RDONLY);
 	/* Every rename fails; each is still tried, and the error kept. */
 	errno = 0;
@@ -279,7 +251,7 @@ TEST(move_new_failures)
 	CHECK_INT(errno, EBADF);
 	close(newfd);
 	close(notdir);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* --- listing cur/ --- */
@@ -289,11 +261,11 @@ TEST(scan_sorts_and_describes)
 	struct pop3_box box = POP3_BOX_INIT;
 
 	enter_maildir();
-	write_file("cur/1000.b.host:2,", "bb\n");
-	write_file("cur/999.z.host:2,S", "z\n");
-	write_file("cur/1000.a.host:2,RS", "aaaa\n");
-	write_file("cur/nodigits", "");
-	write_file("cur/.dotfile", "x\n");
+	unit_write_str("cur/1000.b.host:2,", "bb\n", 0600);
+	unit_write_str("cur/999.z.host:2,S", "z\n", 0600);
+	unit_write_str("cur/1000.a.host:2,RS", "aaaa\n", 0600);
+	unit_write_str("cur/nodigits", "", 0600);
+	unit_write_str("cur/.dotfile", "x\n", 0600);
 	CHECK(mkdir("cur/2000.subdir", 0700) == 0);
 	CHECK(symlink("1000.b.host:2,", "cur/3000.link") == 0);
 	CHECK(mkfifo("cur/4000.fifo", 0600) == 0);
@@ -323,7 +295,7 @@ TEST(scan_sorts_and_describes)
 	CHECK_INT(box.count, 0);
 	CHECK(box.msg == NULL);
 	close(curfd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(scan_empty_and_failures)
@@ -338,14 +310,14 @@ TEST(scan_empty_and_failures)
 	errno = 0;
 	CHECK_INT(pop3_scan(-1, 10, &box), -1);
 	CHECK_INT(errno, EBADF);
-	write_file("plain", "x");
+	unit_write_str("plain", "x", 0600);
 	int fd = open("plain", O_RDONLY);
 	errno = 0;
 	CHECK_INT(pop3_scan(fd, 10, &box), -1);
 	CHECK_INT(errno, ENOTDIR);
 	CHECK_INT(box.count, 0);
 	close(fd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* Scan cur/ of the current directory in a child that cannot search it
@@ -378,13 +350,13 @@ TEST(scan_fails_without_search_permission)
 {
 	enter_maildir();
 	CHECK(chmod(tmpdir, 0755) == 0);
-	write_file("cur/1.a:2,", "x\n");
+	unit_write_str("cur/1.a:2,", "x\n", 0600);
 	/* Readable but not searchable: no entry can be examined. */
 	CHECK(chmod("cur", 0444) == 0);
 	CHECK_INT(scan_without_search_permission(), EACCES);
 	CHECK(chmod("cur", 0755) == 0);
 	CHECK_INT(scan_without_search_permission(), 0);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(scan_keeps_the_oldest_under_the_limit)
@@ -397,7 +369,7 @@ TEST(scan_keeps_the_oldest_under_the_limit)
 	for (unsigned i = 0; i < 200; i++) {
 		snprintf(name, sizeof name, "cur/%u.m%u.host:2,",
 			 1000 + (i * 7) % 200, i);
-		write_file(name, "x\n");
+		unit_write_str(name, "x\n", 0600);
 	}
 	int curfd = open_dir("cur");
 	CHECK_INT(pop3_scan(curfd, 50, &box), 0);
@@ -424,7 +396,7 @@ TEST(scan_keeps_the_oldest_under_the_limit)
 		CHECK(pop3_msg_order(&box.msg[i - 1], &box.msg[i]) < 0);
 	pop3_box_free(&box);
 	close(curfd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(scan_same_time_by_name_under_the_limit)
@@ -432,11 +404,11 @@ TEST(scan_same_time_by_name_under_the_limit)
 	struct pop3_box box = POP3_BOX_INIT;
 
 	enter_maildir();
-	write_file("cur/5.e:2,", "");
-	write_file("cur/5.b:2,", "");
-	write_file("cur/5.d:2,", "");
-	write_file("cur/5.a:2,", "");
-	write_file("cur/5.c:2,", "");
+	unit_write_str("cur/5.e:2,", "", 0600);
+	unit_write_str("cur/5.b:2,", "", 0600);
+	unit_write_str("cur/5.d:2,", "", 0600);
+	unit_write_str("cur/5.a:2,", "", 0600);
+	unit_write_str("cur/5.c:2,", "", 0600);
 	int curfd = open_dir("cur");
 	CHECK_INT(pop3_scan(curfd, 3, &box), 0);
 	CHECK_INT(box.count, 3);
@@ -447,7 +419,7 @@ TEST(scan_same_time_by_name_under_the_limit)
 	}
 	pop3_box_free(&box);
 	close(curfd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* --- finding and opening --- */
@@ -457,8 +429,8 @@ TEST(relocate_follows_a_rename)
 	struct pop3_msg m = {0};
 
 	enter_maildir();
-	write_file("cur/5.abc.host2:2,", "decoy\n");
-	write_file("cur/5.abc.host:2,RS", "real\n");
+	unit_write_str("cur/5.abc.host2:2,", "decoy\n", 0600);
+	unit_write_str("cur/5.abc.host:2,RS", "real\n", 0600);
 	int curfd = open_dir("cur");
 	m.name = strdup("5.abc.host:2,");
 	CHECK_INT(pop3_relocate(curfd, &m), 1);
@@ -472,7 +444,7 @@ TEST(relocate_follows_a_rename)
 	CHECK_INT(errno, EBADF);
 	free(m.name);
 	close(curfd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 static void check_reads(int fd, const char *text)
@@ -492,7 +464,7 @@ TEST(open_msg)
 	struct pop3_msg m = {0};
 
 	enter_maildir();
-	write_file("cur/7.x.host:2,", "seven\n");
+	unit_write_str("cur/7.x.host:2,", "seven\n", 0600);
 	int curfd = open_dir("cur");
 	m.name = strdup("7.x.host:2,");
 	check_reads(pop3_open_msg(curfd, &m), "seven\n");
@@ -511,14 +483,14 @@ TEST(open_msg)
 	CHECK_INT(pop3_open_msg(curfd, &m), -1);
 	CHECK_INT(errno, EINVAL);
 	CHECK(rmdir("cur/7.x.host:2,S") == 0);
-	write_file("cur/elsewhere", "secret\n");
+	unit_write_str("cur/elsewhere", "secret\n", 0600);
 	CHECK(symlink("elsewhere", "cur/7.x.host:2,S") == 0);
 	errno = 0;
 	CHECK_INT(pop3_open_msg(curfd, &m), -1);
 	CHECK_INT(errno, ELOOP);
 	free(m.name);
 	close(curfd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(name_time, order_is_time_then_name, unique_part,

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,34 +16,9 @@
 
 #include "pop3/pop3send.h"
 #include "unit.h"
+#include "unit_tmp.h"
 
 /* --- helpers --- */
-
-static char tmpdir[64];
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void enter_tmpdir(void)
-{
-	strcpy(tmpdir, "/tmp/t_pop3send.XXXXXX");
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0) {
-		perror("mkdtemp");
-		exit(2);
-	}
-}
-
-static void leave_tmpdir(void)
-{
-	if (chdir("/") == 0)
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int file_with(const void *p, size_t n)
 {
@@ -124,7 +98,7 @@ static void expect(const char *msg, size_t n, unsigned long long lines,
 
 TEST(line_ends_become_crlf)
 {
-	enter_tmpdir();
+	unit_tmp_enter("t_pop3send");
 	EXPECT("", POP3_ALL_LINES, ".\r\n");
 	EXPECT("a\n", POP3_ALL_LINES, "a\r\n.\r\n");
 	EXPECT("a\nb\n", POP3_ALL_LINES, "a\r\nb\r\n.\r\n");
@@ -135,22 +109,22 @@ TEST(line_ends_become_crlf)
 	/* A CR elsewhere is data. */
 	EXPECT("a\rb\n", POP3_ALL_LINES, "a\rb\r\n.\r\n");
 	EXPECT("\r\r\n", POP3_ALL_LINES, "\r\r\n.\r\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(last_line_without_newline)
 {
-	enter_tmpdir();
+	unit_tmp_enter("t_pop3send");
 	EXPECT("a", POP3_ALL_LINES, "a\r\n.\r\n");
 	EXPECT("a\nlast", POP3_ALL_LINES, "a\r\nlast\r\n.\r\n");
 	EXPECT("a\nlast\r", POP3_ALL_LINES, "a\r\nlast\r\n.\r\n");
 	EXPECT(".", POP3_ALL_LINES, "..\r\n.\r\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(dot_stuffing)
 {
-	enter_tmpdir();
+	unit_tmp_enter("t_pop3send");
 	EXPECT(".\n", POP3_ALL_LINES, "..\r\n.\r\n");
 	EXPECT("..\n", POP3_ALL_LINES, "...\r\n.\r\n");
 	EXPECT(".x\n.\r\n", POP3_ALL_LINES, "..x\r\n..\r\n.\r\n");
@@ -158,18 +132,18 @@ TEST(dot_stuffing)
 	/* Only at the start of a line. */
 	EXPECT("a.b.\n .\n", POP3_ALL_LINES, "a.b.\r\n .\r\n.\r\n");
 	EXPECT("a\r.\n", POP3_ALL_LINES, "a\r.\r\n.\r\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(nul_bytes_pass_through)
 {
-	enter_tmpdir();
+	unit_tmp_enter("t_pop3send");
 	struct str got = STR_INIT;
 	CHECK_INT(run("a\0b\n\0\n", 6, POP3_ALL_LINES, 3, 3, &got),
 		  POP3_SEND_OK);
 	CHECK_MEM(got.s, got.len, "a\0b\r\n\0\r\n.\r\n", 11);
 	str_free(&got);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* --- TOP --- */
@@ -178,26 +152,26 @@ TEST(top_header_and_lines)
 {
 	static const char msg[] = "H1: x\nH2: y\n\nb1\n.b2\nb3\n";
 
-	enter_tmpdir();
+	unit_tmp_enter("t_pop3send");
 	EXPECT(msg, 0, "H1: x\r\nH2: y\r\n\r\n.\r\n");
 	EXPECT(msg, 1, "H1: x\r\nH2: y\r\n\r\nb1\r\n.\r\n");
 	EXPECT(msg, 2, "H1: x\r\nH2: y\r\n\r\nb1\r\n..b2\r\n.\r\n");
 	EXPECT(msg, 3, "H1: x\r\nH2: y\r\n\r\nb1\r\n..b2\r\nb3\r\n.\r\n");
 	EXPECT(msg, 100, "H1: x\r\nH2: y\r\n\r\nb1\r\n..b2\r\nb3\r\n.\r\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(top_counts_empty_body_lines)
 {
-	enter_tmpdir();
+	unit_tmp_enter("t_pop3send");
 	EXPECT("H: x\n\n\n\nb\n", 2, "H: x\r\n\r\n\r\n\r\n.\r\n");
 	EXPECT("H: x\r\n\r\n\r\nb\r\n", 1, "H: x\r\n\r\n\r\n.\r\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(top_edge_cases)
 {
-	enter_tmpdir();
+	unit_tmp_enter("t_pop3send");
 	/* No empty line: all of it is header. */
 	EXPECT("H: x\nH: y\n", 0, "H: x\r\nH: y\r\n.\r\n");
 	EXPECT("H: x\nH: y", 0, "H: x\r\nH: y\r\n.\r\n");
@@ -211,7 +185,7 @@ TEST(top_edge_cases)
 	EXPECT("H: x\n\nb1\nb2", 1, "H: x\r\n\r\nb1\r\n.\r\n");
 	/* A header line that is only white space does not end it. */
 	EXPECT("H: x\n \nb\n\nc\n", 0, "H: x\r\n \r\nb\r\n\r\n.\r\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* --- against a model --- */
@@ -257,7 +231,7 @@ TEST(random_messages_match_the_model)
 	struct str got = STR_INIT, want = STR_INIT;
 	char msg[300];
 
-	enter_tmpdir();
+	unit_tmp_enter("t_pop3send");
 	srand(1939);
 	for (int round = 0; round < 300; round++) {
 		size_t n = (size_t)rand() % sizeof msg;
@@ -275,7 +249,7 @@ TEST(random_messages_match_the_model)
 	}
 	str_free(&got);
 	str_free(&want);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* --- failures --- */
@@ -312,7 +286,7 @@ TEST(write_failure)
 	char inspace[16], outspace[4];
 	struct buf in, out;
 
-	enter_tmpdir();
+	unit_tmp_enter("t_pop3send");
 	int ifd = file_with("one\ntwo\nthree\n", 14);
 	int bad = open("in", O_RDONLY);
 	buf_init(&in, ifd, inspace, sizeof inspace, 0);
@@ -323,7 +297,7 @@ TEST(write_failure)
 	CHECK_INT(errno, EBADF);
 	close(ifd);
 	close(bad);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(top_stops_reading)
@@ -334,7 +308,7 @@ TEST(top_stops_reading)
 
 	/* TOP must not wait for input it does not need: the writer stays
 	 * open, so a further read would time out. */
-	enter_tmpdir();
+	unit_tmp_enter("t_pop3send");
 	CHECK(pipe(p) == 0);
 	CHECK(write(p[1], "H: x\n\nb1\n", 9) == 9);
 	int ofd = open("out", O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -347,7 +321,7 @@ TEST(top_stops_reading)
 	CHECK_STR(got.s, got.len, "H: x\r\n\r\nb1\r\n.\r\n");
 	str_free(&got);
 	close(ofd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(line_ends_become_crlf, last_line_without_newline, dot_stuffing,

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,36 +17,10 @@
 #include "lib/log.h"
 #include "pop3/pop3sess.h"
 #include "unit.h"
+#include "unit_tmp.h"
 
-static char tmpdir[64];
 static char inspace[BUF_SIZE], outspace[BUF_SIZE];
 static char replies[65536];
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	if (chdir("/") == 0)
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	size_t n = strlen(text);
-
-	if (fd < 0 || write(fd, text, n) != (ssize_t)n || close(fd) < 0) {
-		perror(path);
-		exit(2);
-	}
-}
 
 /* A Maildir as the current directory with two messages in cur/ and
  * one in new/. */
@@ -57,15 +30,15 @@ static void enter_maildir(void)
 
 	if (null >= 0)
 		log_set_fd(null); /* the session's warnings are expected */
-	strcpy(tmpdir, "/tmp/t_pop3sess.XXXXXX");
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0 || mkdir("new", 0700) < 0 ||
-	    mkdir("cur", 0700) < 0 || mkdir("tmp", 0700) < 0) {
-		perror("mkdtemp");
-		exit(2);
-	}
-	write_file("cur/1000000001.a.host:2,S", "Subject: one\n\nbody\n");
-	write_file("cur/1000000002.b.host:2,", "Subject: two\n\n.dot\n");
-	write_file("new/1000000003.c.host", "x\n");
+	unit_tmp_enter("t_pop3sess");
+	unit_mkdir("new", 0700);
+	unit_mkdir("cur", 0700);
+	unit_mkdir("tmp", 0700);
+	unit_write_str("cur/1000000001.a.host:2,S", "Subject: one\n\nbody\n",
+		       0600);
+	unit_write_str("cur/1000000002.b.host:2,", "Subject: two\n\n.dot\n",
+		       0600);
+	unit_write_str("new/1000000003.c.host", "x\n", 0600);
 }
 
 static int exists(const char *path)
@@ -130,7 +103,7 @@ TEST(replies_and_quit)
 	CHECK(!exists("cur/1000000001.a.host:2,S"));
 	CHECK(exists("cur/1000000002.b.host:2,S")); /* retrieved: seen */
 	CHECK(exists("cur/1000000003.c.host:2,"));
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* The client goes away without QUIT: nothing is deleted, and the next
@@ -147,7 +120,7 @@ TEST(no_quit_deletes_nothing)
 	CHECK_INT(session("STAT\r\n"), POP3_EXIT_DROPPED);
 	CHECK_STR(replies, strlen(replies), "+OK\r\n+OK 3 40\r\n");
 	CHECK(exists("cur/1000000001.a.host:2,S"));
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(too_many_errors)
@@ -162,7 +135,7 @@ TEST(too_many_errors)
 			      "\r\n") != NULL);
 	CHECK_INT((int)(strstr(replies, "too many") - replies),
 		  5 + 19 * 22 + 5);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(missing_maildir)
@@ -172,7 +145,7 @@ TEST(missing_maildir)
 	CHECK_INT(session("STAT\r\n"), POP3_EXIT_MAILDIR);
 	CHECK_STR(replies, strlen(replies),
 		  "-ERR unable to open the maildir\r\n");
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(replies_and_quit, no_quit_deletes_nothing, too_many_errors,

@@ -3,44 +3,17 @@
  * literals, every malformed line, and loading the file. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "remote/route.h"
 #include "unit.h"
-
-static char tmpdir[] = "/tmp/t_remoteroute.XXXXXX";
+#include "unit_tmp.h"
 
 static void enter_tmpdir(void)
 {
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0 || mkdir("control", 0755)) {
-		perror("t_remoteroute: tmpdir");
-		_exit(2);
-	}
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	CHECK_INT(chdir("/"), 0);
-	CHECK_INT(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
-
-static void write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, text, strlen(text)), (long long)strlen(text));
-	CHECK_INT(close(fd), 0);
+	unit_tmp_enter("t_remoteroute");
+	unit_mkdir("control", 0755);
 }
 
 static void add(struct smtproutes *r, const char *line)
@@ -228,11 +201,13 @@ TEST(load_reads_the_file)
 	enter_tmpdir();
 	CHECK_INT(smtproutes_load(&r, &bad), 0); /* missing: no routes */
 	CHECK_ROUTE(&r, "a.test", "-");
-	write_file("control/smtproutes", "# comment\n"
-					 "a.test:relay-a:2526\n"
-					 "\n"
-					 ".b.test:[192.0.2.5]  \n"
-					 ":smart\r\n");
+	unit_write_str("control/smtproutes",
+		       "# comment\n"
+		       "a.test:relay-a:2526\n"
+		       "\n"
+		       ".b.test:[192.0.2.5]  \n"
+		       ":smart\r\n",
+		       0644);
 	CHECK_INT(smtproutes_load(&r, &bad), 0);
 	CHECK_INT(bad.len, 0);
 	CHECK_ROUTE(&r, "a.test", "relay-a:2526");
@@ -240,7 +215,7 @@ TEST(load_reads_the_file)
 	CHECK_ROUTE(&r, "c.test", "smart:25");
 	smtproutes_free(&r);
 	str_free(&bad);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(load_refuses_a_bad_line_and_keeps_the_old_routes)
@@ -249,9 +224,10 @@ TEST(load_refuses_a_bad_line_and_keeps_the_old_routes)
 	struct str bad = STR_INIT;
 
 	enter_tmpdir();
-	write_file("control/smtproutes", "a.test:old\n");
+	unit_write_str("control/smtproutes", "a.test:old\n", 0644);
 	CHECK_INT(smtproutes_load(&r, &bad), 0);
-	write_file("control/smtproutes", "a.test:new\nb.test:relay:port\n");
+	unit_write_str("control/smtproutes", "a.test:new\nb.test:relay:port\n",
+		       0644);
 	errno = 0;
 	CHECK_INT(smtproutes_load(&r, &bad), -1);
 	CHECK_INT(errno, EINVAL);
@@ -260,7 +236,7 @@ TEST(load_refuses_a_bad_line_and_keeps_the_old_routes)
 	CHECK_ROUTE(&r, "b.test", "-");
 	smtproutes_free(&r);
 	str_free(&bad);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(load_reports_an_unreadable_file)
@@ -275,7 +251,7 @@ TEST(load_reports_an_unreadable_file)
 	CHECK(errno != 0 && errno != EINVAL);
 	CHECK_INT(bad.len, 0);
 	str_free(&bad);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(no_routes, exact_and_subdomain_matches,

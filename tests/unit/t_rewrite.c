@@ -7,30 +7,17 @@
 
 #include "mail/rewrite.h"
 #include "unit.h"
+#include "unit_tmp.h"
 
-static char tmpdir[] = "/tmp/t_rewrite.XXXXXX";
+static const char *tmpdir;
 
-static void enter_tmpdir(void)
-{
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0) {
-		perror("t_rewrite: tmpdir");
-		_exit(2);
-	}
-}
-
+/* Not unit_tmp_leave: this also checks that nothing but "rewrite" was
+ * left behind. */
 static void leave_tmpdir(void)
 {
 	unlink("rewrite");
 	CHECK_INT(chdir("/"), 0);
 	CHECK_INT(rmdir(tmpdir), 0);
-}
-
-static void put_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, text, strlen(text)), (long long)strlen(text));
-	CHECK_INT(close(fd), 0);
 }
 
 static void rules(struct rewrite *rw, const char *const *list)
@@ -186,14 +173,16 @@ TEST(load_file)
 	struct rewrite rw = REWRITE_INIT;
 	struct str bad = STR_INIT;
 
-	enter_tmpdir();
+	tmpdir = unit_tmp_enter("t_rewrite");
 	CHECK_INT(rewrite_load(&rw, "rewrite", &bad), 0);
 	CHECK_INT(rw.rules.len, 0);
-	put_file("rewrite", "# site rules\n"
-			    "\n"
-			    "*.:\n"
-			    "=:hub.example   \n"
-			    "-.internal:gw.example\n");
+	unit_write_str("rewrite",
+		       "# site rules\n"
+		       "\n"
+		       "*.:\n"
+		       "=:hub.example   \n"
+		       "-.internal:gw.example\n",
+		       0644);
 	CHECK_INT(rewrite_load(&rw, "rewrite", &bad), 1);
 	check_host(&rw, "", "hub.example");
 	check_host(&rw, "x.internal.", "gw.example");
@@ -207,8 +196,8 @@ TEST(load_file_bad_line)
 	struct rewrite rw = REWRITE_INIT;
 	struct str bad = STR_INIT;
 
-	enter_tmpdir();
-	put_file("rewrite", "=:ok\nnot a rule\n");
+	tmpdir = unit_tmp_enter("t_rewrite");
+	unit_write_str("rewrite", "=:ok\nnot a rule\n", 0644);
 	errno = 0;
 	CHECK_INT(rewrite_load(&rw, "rewrite", &bad), -1);
 	CHECK_INT(errno, EINVAL);
@@ -222,7 +211,7 @@ TEST(load_directory_fails)
 {
 	struct rewrite rw = REWRITE_INIT;
 
-	enter_tmpdir();
+	tmpdir = unit_tmp_enter("t_rewrite");
 	CHECK_INT(mkdir("rewrite", 0755), 0);
 	CHECK_INT(rewrite_load(&rw, "rewrite", NULL), -1);
 	CHECK_INT(rmdir("rewrite"), 0);

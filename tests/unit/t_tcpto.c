@@ -4,7 +4,6 @@
  * clearing, errors). */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -12,39 +11,13 @@
 
 #include "remote/tcpto.h"
 #include "unit.h"
-
-static char tmpdir[] = "/tmp/t_tcpto.XXXXXX";
+#include "unit_tmp.h"
 
 static void enter_tmpdir(void)
 {
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0 || mkdir("queue", 0755) ||
-	    mkdir("queue/lock", 0755)) {
-		perror("t_tcpto: tmpdir");
-		_exit(2);
-	}
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	CHECK_INT(chdir("/"), 0);
-	CHECK_INT(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, data, len), (long long)len);
-	CHECK_INT(close(fd), 0);
+	unit_tmp_enter("t_tcpto");
+	unit_mkdir("queue", 0755);
+	unit_mkdir("queue/lock", 0755);
 }
 
 static size_t read_file(const char *path, unsigned char *buf, size_t size)
@@ -309,11 +282,11 @@ TEST(reads_an_old_qmail_file)
 	qmail_record(file + 0 * 16, "192.0.2.1", 2, (uint32_t)(now - 10));
 	qmail_record(file + 7 * 16, "192.0.2.2", 1, (uint32_t)(now - 10));
 	qmail_record(file + 63 * 16, "192.0.2.3", 5, (uint32_t)(now - 7200));
-	write_file(TCPTO_FILE, file, sizeof file);
+	unit_write_file(TCPTO_FILE, file, sizeof file, 0644);
 	CHECK_INT(tcpto_blocked(&a, now, 3840), 1);
 	CHECK_INT(tcpto_blocked(&b, now, 3840), 0);
 	CHECK_INT(tcpto_blocked(&c, now, 3840), 0);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(note_rewrites_only_its_record)
@@ -327,12 +300,12 @@ TEST(note_rewrites_only_its_record)
 	qmail_record(file + 16, "192.0.2.9", 3, T0);
 	file[16 + 5] = 0x55;
 	file[16 + 14] = 0x66;
-	write_file(TCPTO_FILE, file, sizeof file);
+	unit_write_file(TCPTO_FILE, file, sizeof file, 0644);
 	CHECK_INT(tcpto_note(&a, 1, T0 + 50), 0);
 	CHECK_INT(read_file(TCPTO_FILE, after, sizeof after), 1024);
 	qmail_record(file, "192.0.2.1", 1, T0 + 50);
 	CHECK_MEM(after, 1024, file, 1024);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(note_creates_files_only_for_a_timeout)
@@ -359,7 +332,7 @@ TEST(note_creates_files_only_for_a_timeout)
 	CHECK_INT(tcpto_note(&m, 1, T0), 0);
 	CHECK_INT(read_file(TCPTO_FILE, got, sizeof got), 16);
 	CHECK_MEM(got, 4, "\xc0\x00\x02\x01", 4);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(read_of_missing_files_is_empty)
@@ -373,7 +346,7 @@ TEST(read_of_missing_files_is_empty)
 	CHECK_INT(tcpto_read(AF_INET6, &t), 0);
 	CHECK_INT(t.af, AF_INET6);
 	CHECK_INT(tcpto_blocked(&a, T0, 3840), 0);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(partial_records_and_long_files)
@@ -383,15 +356,17 @@ TEST(partial_records_and_long_files)
 
 	enter_tmpdir();
 	memset(file, 0, sizeof file);
-	write_file(TCPTO_FILE, file, 40); /* two records and a half */
+	/* two records and a half */
+	unit_write_file(TCPTO_FILE, file, 40, 0644);
 	CHECK_INT(tcpto_read(AF_INET, &t), 0);
 	CHECK_INT(t.len, 32);
 	CHECK_INT(tcpto_slots(&t), 2);
-	write_file(TCPTO_FILE, file, sizeof file); /* beyond 64 records */
+	/* beyond 64 records */
+	unit_write_file(TCPTO_FILE, file, sizeof file, 0644);
 	CHECK_INT(tcpto_read(AF_INET, &t), 0);
 	CHECK_INT(t.len, 1024);
 	CHECK_INT(tcpto_slots(&t), 64);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(clear_zeroes_both_files_and_creates_none)
@@ -405,8 +380,8 @@ TEST(clear_zeroes_both_files_and_creates_none)
 	CHECK(stat(TCPTO_FILE, &st) < 0 && errno == ENOENT);
 	CHECK(stat(TCPTO6_FILE, &st) < 0 && errno == ENOENT);
 	memset(file, 0xab, sizeof file);
-	write_file(TCPTO_FILE, file, 1024);
-	write_file(TCPTO6_FILE, file, 64);
+	unit_write_file(TCPTO_FILE, file, 1024, 0644);
+	unit_write_file(TCPTO6_FILE, file, 64, 0644);
 	CHECK_INT(tcpto_clear(AF_INET), 0);
 	CHECK_INT(tcpto_clear(AF_INET6), 0);
 	memset(file, 0, sizeof file);
@@ -414,7 +389,7 @@ TEST(clear_zeroes_both_files_and_creates_none)
 	CHECK_MEM(got, 1024, file, 1024);
 	CHECK_INT(read_file(TCPTO6_FILE, got, sizeof got), 2048);
 	CHECK_MEM(got, 2048, file, 2048);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(errors_are_reported)
@@ -435,7 +410,7 @@ TEST(errors_are_reported)
 	CHECK_INT(rmdir("queue/lock"), 0);
 	CHECK_INT(tcpto_note(&a, 1, T0), -1);
 	CHECK_INT(errno, ENOENT);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(writer_waits_for_the_lock)
@@ -446,7 +421,7 @@ TEST(writer_waits_for_the_lock)
 	char c;
 
 	enter_tmpdir();
-	write_file(TCPTO_FILE, "", 0);
+	unit_write_file(TCPTO_FILE, "", 0, 0644);
 	fd = open(TCPTO_FILE, O_RDWR);
 	CHECK(fd >= 0);
 	CHECK_INT(flock(fd, LOCK_EX), 0);
@@ -468,7 +443,7 @@ TEST(writer_waits_for_the_lock)
 	waitpid(pid, NULL, 0);
 	CHECK_INT(read_file(TCPTO_FILE, got, sizeof got), 16);
 	close(fd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 UNIT_MAIN(ipv4_record_is_qmails_layout, ipv6_record_layout,

@@ -2,7 +2,6 @@
  * the passwd rules of qmail-getpw (through a fake password database). */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,38 +9,12 @@
 #include "lib/cdbx.h"
 #include "mail/users.h"
 #include "unit.h"
-
-static char tmpdir[] = "/tmp/t_users.XXXXXX";
+#include "unit_tmp.h"
 
 static void enter_tmpdir(void)
 {
-	if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0 || mkdir("users", 0755) < 0) {
-		perror("t_users: tmpdir");
-		_exit(2);
-	}
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void leave_tmpdir(void)
-{
-	CHECK_INT(chdir("/"), 0);
-	CHECK_INT(nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
-
-static void put_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	CHECK(fd >= 0);
-	CHECK_INT(write(fd, text, strlen(text)), (long long)strlen(text));
-	CHECK_INT(close(fd), 0);
+	unit_tmp_enter("t_users");
+	unit_mkdir("users", 0755);
 }
 
 static int contains(const char *haystack, const char *needle)
@@ -195,7 +168,7 @@ static int compile_text(const char *text, struct users_diag *d)
 	struct cdbx_writer w;
 	int fd;
 
-	put_file("users/assign", text);
+	unit_write_str("users/assign", text, 0644);
 	fd = open("users/assign", O_RDONLY);
 	CHECK(fd >= 0);
 	CHECK_INT(cdbx_create(&w, "users/cdb", 0644), 0);
@@ -253,7 +226,7 @@ TEST(compile_keys_and_values)
 	/* An exact key ends in NUL, so it never answers a prefix. */
 	CHECK_INT(cdbx_lookup("users/cdb", "!joe", 4, &v, 1000), 0);
 	str_free(&v);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(compile_empty_file_list)
@@ -269,7 +242,7 @@ TEST(compile_empty_file_list)
 	check_value("!a|", "u|1|2|/h|||");
 	/* Whatever follows the final "." is not read. */
 	CHECK_INT(compile_text("=a:u:1:2:/h:::\n.\nnot an entry\n", &d), 0);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(compile_missing_dot)
@@ -291,7 +264,7 @@ TEST(compile_missing_dot)
 	CHECK_INT(d.fail, USERS_FAIL_SYNTAX);
 	CHECK_INT(compile_text("=a:u:1:2:/h:::", &d), -1);
 	CHECK_INT(d.fail, USERS_FAIL_SYNTAX);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(compile_bad_line_number)
@@ -311,7 +284,7 @@ TEST(compile_bad_line_number)
 	CHECK_INT(compile_text("=a:u:1:2:/h:::\n\n.\n", &d), -1);
 	CHECK_INT(d.line, 2);
 	CHECK(contains(d.why, "empty line"));
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(compile_line_too_long)
@@ -330,7 +303,7 @@ TEST(compile_line_too_long)
 	CHECK_INT(d.line, 1);
 	CHECK(contains(d.why, "too long"));
 	free(text);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(compile_read_error)
@@ -348,7 +321,7 @@ TEST(compile_read_error)
 	CHECK_INT(d.fail, USERS_FAIL_READ);
 	cdbx_abort(&w);
 	close(fd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(compile_write_error)
@@ -358,14 +331,14 @@ TEST(compile_write_error)
 	int fd;
 
 	enter_tmpdir();
-	put_file("users/assign", "=a:u:1:2:/h:::\n.\n");
+	unit_write_str("users/assign", "=a:u:1:2:/h:::\n.\n", 0644);
 	fd = open("users/assign", O_RDONLY);
 	CHECK_INT(cdbx_create(&w, "users/cdb", 0644), 0);
 	cdbx_abort(&w); /* a finished writer refuses every add */
 	CHECK_INT(users_compile(fd, &w, &d), -1);
 	CHECK_INT(d.fail, USERS_FAIL_WRITE);
 	close(fd);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* ---- users_cdb_lookup ---- */
@@ -401,7 +374,7 @@ TEST(lookup_exact_beats_wildcard)
 	CHECK_INT(users_cdb_lookup(USERS_CDB, "dup", &u), 1);
 	CHECK_S(u.user, "first");
 	userinfo_free(&u);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(lookup_longest_prefix)
@@ -424,7 +397,7 @@ TEST(lookup_longest_prefix)
 	CHECK_S(u.user, "joe");
 	CHECK_S(u.ext, "");
 	userinfo_free(&u);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(lookup_case_insensitive)
@@ -445,7 +418,7 @@ TEST(lookup_case_insensitive)
 	CHECK_S(u.user, "list");
 	CHECK_S(u.ext, "ml-Help");
 	userinfo_free(&u);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(lookup_no_match)
@@ -461,7 +434,7 @@ TEST(lookup_no_match)
 	CHECK_INT(users_cdb_lookup(USERS_CDB, "", &u), 0);
 	CHECK_INT(users_cdb_lookup(USERS_CDB, "mixed-x", &u), 0);
 	userinfo_free(&u);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(lookup_catchall)
@@ -478,7 +451,7 @@ TEST(lookup_catchall)
 	CHECK_INT(users_cdb_lookup(USERS_CDB, "", &u), 1);
 	CHECK_S(u.ext, "");
 	userinfo_free(&u);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* Writes users/cdb by hand ('|' notation), for databases qmail-newu
@@ -516,7 +489,7 @@ TEST(lookup_prefix_ends_limit_wildcards)
 	CHECK_INT(users_cdb_lookup(USERS_CDB, "abc", &u), 1);
 	CHECK_S(u.ext, "abc");
 	userinfo_free(&u);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(lookup_malformed_entries)
@@ -542,11 +515,11 @@ TEST(lookup_malformed_entries)
 	write_cdb("!a|", "u|1|2|/h|-||", NULL);
 	CHECK_INT(users_cdb_lookup(USERS_CDB, "a", &u), 1);
 	/* A file too short to be a cdb. */
-	put_file(USERS_CDB, "junk");
+	unit_write_str(USERS_CDB, "junk", 0644);
 	CHECK_INT(users_cdb_lookup(USERS_CDB, "a", &u), -1);
 	CHECK(contains(users_error(), "users/cdb"));
 	userinfo_free(&u);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(lookup_whole_uses_cdb_first)
@@ -562,7 +535,7 @@ TEST(lookup_whole_uses_cdb_first)
 	CHECK_S(u.user, "mailroot");
 	CHECK_INT(u.uid, 42);
 	userinfo_free(&u);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 TEST(lookup_whole_falls_back_to_passwd)
@@ -575,7 +548,7 @@ TEST(lookup_whole_falls_back_to_passwd)
 	CHECK(r == 0 || (r == 1 && u.uid != 0));
 	CHECK(r == 0 || strcmp(u.user.s, USERS_ALIAS) == 0);
 	userinfo_free(&u);
-	leave_tmpdir();
+	CHECK_INT(unit_tmp_leave(), 0);
 }
 
 /* ---- the passwd rules, with a fake database ---- */
