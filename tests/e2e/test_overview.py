@@ -12,6 +12,7 @@ only with bounded polls.
 import os
 import re
 import socket
+import signal
 import subprocess
 import time
 
@@ -251,6 +252,35 @@ def deferrals(inst):
     return count_re(inst, r"^delivery \d+: deferral")
 
 
+def alarm_ready_pid(tree):
+    """The pid of the supervised qmail-send once it catches SIGALRM (its
+    handlers are in place); None before that."""
+    m = re.search(r": up \(pid (\d+)\)", tree.svstat("qmail"))
+    if not m:
+        return None
+    try:
+        with open(f"/proc/{m.group(1)}/status") as f:
+            status = f.read()
+    except OSError:
+        return None
+    caught = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.M)
+    if ("\nName:\tqmail-send\n" not in "\n" + status or not caught
+            or not int(caught.group(1), 16) >> (signal.SIGALRM - 1) & 1):
+        return None
+    return int(m.group(1))
+
+
+def restart_and_retry(tree, how):
+    """Restart qmail-send (svc -t or -k), then ALRM once the new one is
+    ready: a deferred message keeps its retry time across a restart."""
+    old = alarm_ready_pid(tree)
+    assert old is not None
+    tree.svc(how, "qmail")
+    wait_for(lambda: alarm_ready_pid(tree) not in (None, old), timeout=30,
+             message="a new qmail-send")
+    tree.svc("-a", "qmail")
+
+
 def run_scenario(tree, port, silent):
     inst = tree.inst
     inst.control("smtproutes", f"remote.test:[127.0.0.1]:{port}\n"
@@ -277,7 +307,7 @@ def run_scenario(tree, port, silent):
     tree.svc("-a", "qmail")  # ALRM: try again now
     wait_for(lambda: deferrals(inst) == 2, timeout=60,
              message="the second deferral")
-    tree.svc("-t", "qmail")  # a clean restart
+    restart_and_retry(tree, "-t")  # a clean restart
     wait_for(lambda: deferrals(inst) == 3, timeout=60,
              message="the deferral after the restart")
     send(inst, f"alice@{HOST}")
@@ -288,7 +318,7 @@ def run_scenario(tree, port, silent):
     slow = r"^starting delivery \d+: msg \d+ to remote x@slow\.test$"
     wait_for(lambda: count_re(inst, slow) == 1, timeout=60,
              message="the delivery to the silent server")
-    tree.svc("-k", "qmail")
+    restart_and_retry(tree, "-k")
     wait_for(lambda: count_re(inst, slow) == 2 and deferrals(inst) == 4,
              timeout=60, message="both retries after the crash")
     tree.svc("-d", "smtpd")
