@@ -12,7 +12,7 @@ inst=${1:?usage: run-instance.sh instance-dir}
 build=${QM_BUILD:?QM_BUILD must name the build directory}
 me=run-instance
 
-"$build/bin/qmail-instance" "$inst" >/dev/null
+"$build/bin/qmail-instance" -r "$inst" >/dev/null
 inst=$(cd "$inst" && pwd -P)
 account=$(cat "$inst/INSTANCE")
 if [ "$(id -u)" -eq 0 ]; then

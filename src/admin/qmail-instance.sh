@@ -13,20 +13,35 @@ SPLIT=@SPLIT@
 me=qmail-instance
 
 usage() {
-	echo "usage: $me [-H host] [-u account] [-b bindir] [-m mailbox]... dir" >&2
+	echo "usage: $me [-r] [-H host] [-u account] [-b bindir] [-m mailbox]... dir" >&2
 	exit 100
 }
 die() {
 	echo "$me: fatal: $*" >&2
 	exit 111
 }
+# The first directory above dir that others may not search, if any: run
+# as root, the instance's account could not reach its own files.
+closed_parent() {
+	p=$(dirname "$1")
+	while :; do
+		if [ -n "$(find "$p" -maxdepth 0 ! -perm -0001 2>/dev/null)" ]; then
+			echo "$p"
+			return
+		fi
+		[ "$p" = / ] && return
+		p=$(dirname "$p")
+	done
+}
 
 host=""
 account=""
 bindir=""
 mailboxes=""
-while getopts H:u:b:m: opt; do
+relocate=""
+while getopts rH:u:b:m: opt; do
 	case $opt in
+	r) relocate=1 ;;
 	H) host=$OPTARG ;;
 	u) account=$OPTARG ;;
 	b) bindir=$OPTARG ;;
@@ -59,6 +74,24 @@ esac
 case $1 in
 *[!A-Za-z0-9._/+-]*) die "instance path may hold only letters, digits and ._/+-: $1" ;;
 esac
+# -r: run as root, a new instance that its account could not reach (below
+# root's 0700 home, say) is made under /var/lib/qmail-instance instead,
+# and dir becomes a symbolic link to it.
+if [ -n "$relocate" ] && [ "$(id -u)" -eq 0 ] && [ ! -e "$1" ] &&
+	[ ! -L "$1" ]; then
+	mkdir -p "$(dirname "$1")" || die "unable to create $(dirname "$1")"
+	want=$(cd "$(dirname "$1")" && pwd -P)/$(basename "$1")
+	closed=$(closed_parent "$want")
+	if [ -n "$closed" ]; then
+		real=/var/lib/qmail-instance/$(printf '%s' "$want" |
+			tr -c 'A-Za-z0-9._+-' '_')
+		mkdir -p "$real" || die "unable to create $real"
+		chmod 755 /var/lib/qmail-instance
+		ln -s "$real" "$1" || die "unable to link $1 to $real"
+		echo "$me: $closed may not be searched by others: the instance" \
+			"is in $real, and $1 links to it" >&2
+	fi
+fi
 mkdir -p "$1" || die "unable to create $1"
 dir=$(cd "$1" && pwd -P) || die "unable to enter $1"
 case $dir in
@@ -67,6 +100,11 @@ esac
 
 # --- the account ---
 if [ "$(id -u)" -eq 0 ]; then
+	closed=$(closed_parent "$dir")
+	[ -z "$closed" ] ||
+		die "$closed may not be searched by others (ls -ld $closed), so" \
+			"the instance's account could not reach $dir: choose a" \
+			"directory below searchable ones, or chmod o+x $closed"
 	account=${account:-qmailinst}
 	if ! id -u "$account" >/dev/null 2>&1; then
 		useradd --system --user-group --no-create-home \

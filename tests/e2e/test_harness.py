@@ -361,6 +361,27 @@ def test_path_with_space_is_refused(bindir, scratch):
     assert not (target / "control").exists()
 
 
+@pytest.mark.skipif(not qmtest.is_root(), reason="only root makes an "
+                    "instance for another account")
+def test_unreachable_directory_is_refused(bindir, scratch):
+    """As root, an instance below a directory that others may not search
+    could not be used by its own account: refused, naming that
+    directory."""
+    closed = scratch / "closed"
+    closed.mkdir(mode=0o700)
+    os.chmod(closed, 0o700)
+    target = closed / "inst"
+    result = qmail_instance(bindir, "-H", "example.test", "-b", str(bindir),
+                            str(target))
+    err = result.stderr.decode()
+    assert result.returncode == 111, err
+    assert err == (f"qmail-instance: fatal: {closed} may not be searched by "
+                   f"others (ls -ld {closed}), so the instance's account "
+                   f"could not reach {target}: choose a directory below "
+                   f"searchable ones, or chmod o+x {closed}\n")
+    assert not (target / "control").exists()
+
+
 def test_missing_directory_argument_is_usage(bindir):
     result = qmail_instance(bindir, "-H", "example.test")
     assert result.returncode == 100

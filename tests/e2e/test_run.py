@@ -131,6 +131,53 @@ def test_run_delivers_and_stops(run_dir, sig):
              message="processes left behind")
 
 
+@pytest.mark.skipif(os.getuid() != 0, reason="the instance gets its own "
+                    "account only under root")
+def test_run_relocates_an_instance_its_account_cannot_reach():
+    """As root below a directory others may not search (root's home is
+    0700 on Debian), make run puts the instance under
+    /var/lib/qmail-instance, links the path asked for to it, says so, and
+    the instance works; a second run reuses it."""
+    closed = pathlib.Path(tempfile.mkdtemp(prefix="qm-run-closed-",
+                                           dir="/tmp"))
+    os.chmod(closed, 0o700)
+    run_dir = closed / "instance"
+    real = pathlib.Path("/var/lib/qmail-instance") / \
+        str(run_dir).replace("/", "_")
+    try:
+        for attempt in range(2):
+            proc = start(run_dir)
+            try:
+                wait_for(lambda: "Press Ctrl-C to stop." in log_text(run_dir),
+                         timeout=60, message="run-instance did not start")
+                assert os.readlink(run_dir) == str(real)
+                said = (f"qmail-instance: {closed} may not be searched by "
+                        f"others: the instance is in {real}, and {run_dir} "
+                        f"links to it")
+                assert (said in log_text(run_dir)) == (attempt == 0)
+                if attempt == 0:
+                    wait_for(lambda: "status: local 0/10 remote 0/20"
+                             in log_text(run_dir), timeout=20)
+                    # The account reaches the instance only by its
+                    # real path.
+                    assert inject(real, "demo@localhost",
+                                  b"Subject: relocated\n\nhello\n") == 0
+                    maildir = real / "mail/demo/Maildir/new"
+                    wait_for(lambda: list(maildir.iterdir()), timeout=20,
+                             message="message not delivered")
+            finally:
+                os.kill(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            assert proc.returncode == 0, log_text(run_dir)
+            wait_for(lambda: not instance_pids(real), timeout=10,
+                     message="processes left behind")
+            (run_dir.parent / "run.log").unlink()
+        assert len(list((real / "mail/demo/Maildir/new").iterdir())) == 1
+    finally:
+        shutil.rmtree(closed, ignore_errors=True)
+        shutil.rmtree(real, ignore_errors=True)
+
+
 def test_run_reuses_the_instance(run_dir):
     for _ in range(2):
         proc = start(run_dir)
