@@ -25,6 +25,9 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #include "auto.h"
 #include "lib/buf.h"
@@ -64,22 +67,27 @@ static struct {
 
 /* --- messages --- */
 
+/* What a message keeps until it is committed (see TODO_BATCH), apart
+ * from struct msg, which every queued message has: the queue's memory
+ * grows by struct msg per message. */
+struct uncommitted {
+	int failed;		 /* an attempt may have left files */
+	long long at;		 /* when it is due, on the monotonic clock */
+	struct str data[3];	 /* its info, local, remote files to be */
+	size_t held;		 /* their bytes, as counted in uc_bytes */
+	struct msg *prev, *next; /* the uncommitted list */
+};
+
 struct msg {
 	unsigned long id;
 	time_t birth;
 	time_t next[2]; /* when the channel is due */
-	int pending[2]; /* the channel file exists */
-	int injob[2];	/* a job for the channel is running */
-	int inheap[2];
-	int bounce_wait; /* a bounce could not be injected yet */
 	struct msg *hnext;
-	/* Until it is committed (see TODO_BATCH): */
-	int uncommitted;	   /* its todo entry is still there */
-	int commit_failed;	   /* an attempt may have left files */
-	long long commit_at;	   /* when it is due, on the monotonic clock */
-	struct str data[3];	   /* its info, local, remote files to be */
-	size_t held;		   /* their bytes, as counted in uc_bytes */
-	struct msg *cprev, *cnext; /* the uncommitted list */
+	struct uncommitted *uc; /* while its todo entry is its record */
+	unsigned char pending[2]; /* the channel file exists */
+	unsigned char injob[2];	  /* a job for the channel is running */
+	unsigned char inheap[2];
+	unsigned char bounce_wait; /* a bounce could not be injected yet */
 };
 
 #define BUCKETS 65536
@@ -305,6 +313,8 @@ static struct msg *msg_add(unsigned long id, time_t birth)
 	return m;
 }
 
+static void uncommitted_drop(struct msg *m);
+
 static void msg_remove(struct msg *m)
 {
 	struct msg **p = &table[m->id % BUCKETS];
@@ -312,8 +322,7 @@ static void msg_remove(struct msg *m)
 		p = &(*p)->hnext;
 	*p = m->hnext;
 	nmsgs--;
-	for (int k = 0; k < 3; k++)
-		str_free(&m->data[k]);
+	uncommitted_drop(m);
 	free(m);
 }
 
@@ -492,9 +501,9 @@ static int read_sender(unsigned long id, struct str *sender)
 /* From memory until m is committed, then from its info file. */
 static int msg_sender(const struct msg *m, struct str *sender)
 {
-	if (!m->uncommitted)
+	if (!m->uc)
 		return read_sender(m->id, sender);
-	if (str_copys(sender, m->data[0].s + 1) < 0)
+	if (str_copys(sender, m->uc->data[0].s + 1) < 0)
 		log_nomem();
 	return 0;
 }
@@ -733,59 +742,71 @@ static void clean_wait(unsigned long id)
 
 static void uc_unlink(struct msg *m)
 {
-	if (m->cprev)
-		m->cprev->cnext = m->cnext;
+	struct uncommitted *u = m->uc;
+
+	if (u->prev)
+		u->prev->uc->next = u->next;
 	else
-		uc_head = m->cnext;
-	if (m->cnext)
-		m->cnext->cprev = m->cprev;
+		uc_head = u->next;
+	if (u->next)
+		u->next->uc->prev = u->prev;
 	else
-		uc_tail = m->cprev;
-	m->cprev = m->cnext = NULL;
+		uc_tail = u->prev;
+	u->prev = u->next = NULL;
 }
 
 static void uc_append(struct msg *m, long long when)
 {
-	m->commit_at = when;
-	m->cnext = NULL;
-	m->cprev = uc_tail;
+	struct uncommitted *u = m->uc;
+
+	u->at = when;
+	u->next = NULL;
+	u->prev = uc_tail;
 	if (uc_tail)
-		uc_tail->cnext = m;
+		uc_tail->uc->next = m;
 	else
 		uc_head = m;
 	uc_tail = m;
 }
 
-static void uncommitted_add(struct msg *m, long long when)
+/* m becomes uncommitted, with data (info, local, remote) taken over. */
+static void uncommitted_add(struct msg *m, struct str data[3], long long when)
 {
-	m->uncommitted = 1;
-	m->held = 0;
-	for (int k = 0; k < 3; k++)
-		m->held += m->data[k].len;
+	struct uncommitted *u = calloc(1, sizeof *u);
+
+	if (!u)
+		log_nomem();
+	for (int k = 0; k < 3; k++) {
+		u->data[k] = data[k];
+		data[k] = (struct str)STR_INIT;
+		u->held += u->data[k].len;
+	}
+	m->uc = u;
 	uc_count++;
-	uc_bytes += m->held;
+	uc_bytes += u->held;
 	uc_append(m, when);
 }
 
 /* m is committed or gone: forget what was kept for its files. */
 static void uncommitted_drop(struct msg *m)
 {
-	if (!m->uncommitted)
+	if (!m->uc)
 		return;
 	uc_unlink(m);
 	uc_count--;
-	uc_bytes -= m->held;
+	uc_bytes -= m->uc->held;
 	for (int k = 0; k < 3; k++)
-		str_free(&m->data[k]);
-	m->uncommitted = 0;
+		str_free(&m->uc->data[k]);
+	free(m->uc);
+	m->uc = NULL;
 }
 
 /* A delivery result for m: a redo from todo would lose it, so commit m
  * in this pass, unless it ends before (then nothing is left to lose). */
 static void commit_soon(struct msg *m)
 {
-	if (m->uncommitted) {
-		m->commit_at = 0;
+	if (m->uc) {
+		m->uc->at = 0;
 		commit_flagged = 1;
 	}
 }
@@ -797,7 +818,7 @@ static int commit_over(size_t count, size_t bytes)
 
 static int commit_due(long long now)
 {
-	return commit_flagged || (uc_head && (uc_head->commit_at <= now ||
+	return commit_flagged || (uc_head && (uc_head->uc->at <= now ||
 					      commit_over(uc_count, uc_bytes)));
 }
 
@@ -806,7 +827,7 @@ static long long commit_wait(long long now)
 {
 	if (commit_due(now))
 		return 0;
-	return uc_head ? uc_head->commit_at - now : -1;
+	return uc_head ? uc_head->uc->at - now : -1;
 }
 
 static struct job *job_of(const struct msg *m, int c)
@@ -856,10 +877,10 @@ static int commit_files(struct msg *m)
 		if (!commit_has(m, k))
 			continue;
 		struct job *j = k ? job_of(m, k - 1) : NULL;
-		int fd = write_synced(m, k, j ? &j->data : &m->data[k],
-				      !j && m->inheap[k - 1]);
+		int fd = write_synced(m, k, j ? &j->data : &m->uc->data[k],
+				      k && !j && m->inheap[k - 1]);
 		if (fd < 0) {
-			m->commit_failed = 1;
+			m->uc->failed = 1;
 			return 0;
 		}
 		if (!j) {
@@ -928,16 +949,16 @@ static size_t commit_pass(int all)
 	long long now = mono_ms();
 
 	commit_flagged = 0;
-	for (struct msg *m = uc_head; m; m = m->cnext) {
+	for (struct msg *m = uc_head; m; m = m->uc->next) {
 		if (n == COMMIT_BATCH) {
 			commit_flagged = 1; /* look again next time */
 			break;
 		}
 		/* Over the limits, the oldest go first. */
-		if (all || commit_over(count, bytes) || m->commit_at <= now) {
+		if (all || commit_over(count, bytes) || m->uc->at <= now) {
 			batch[n++] = m;
 			count--;
-			bytes -= m->held;
+			bytes -= m->uc->held;
 		}
 	}
 	size_t committed = commit_batch(batch, n, ok);
@@ -972,13 +993,9 @@ static struct msg *todo_take(struct todo_item *it, time_t now, long long due)
 {
 	struct msg *m = msg_add(it->id, now);
 
-	for (int k = 0; k < 3; k++) {
-		m->data[k] = it->data[k];
-		it->data[k] = (struct str)STR_INIT;
-	}
 	for (int c = 0; c < 2; c++)
-		m->pending[c] = m->data[1 + c].len > 0;
-	uncommitted_add(m, due);
+		m->pending[c] = it->data[1 + c].len > 0;
+	uncommitted_add(m, it->data, due);
 	return m;
 }
 
@@ -1290,11 +1307,11 @@ static void msg_check_done(struct msg *m)
 	 * would free the inode while info still names it: a new message
 	 * could take that id and be removed as the old one's leftover. */
 	fn_split(fn, sizeof fn, "info", m->id);
-	if (!m->uncommitted && unlink(fn) < 0 && errno != ENOENT) {
+	if (!m->uc && unlink(fn) < 0 && errno != ENOENT) {
 		alert_sys("unable to remove ", fn);
 		return;
 	}
-	if (m->uncommitted && m->commit_failed)
+	if (m->uc && m->uc->failed)
 		unlink_files(m->id);
 	/* D removes the todo entry of an uncommitted message too; it must
 	 * never get a T later, which could hit a new message with its id. */
@@ -1318,9 +1335,9 @@ static int job_load(struct job *j, char fn[64])
 	struct msg *m = j->m;
 	int c = j->chan;
 
-	if (m->uncommitted) {
-		j->data = m->data[1 + c];
-		m->data[1 + c] = (struct str)STR_INIT;
+	if (m->uc) {
+		j->data = m->uc->data[1 + c];
+		m->uc->data[1 + c] = (struct str)STR_INIT;
 		return msg_sender(m, &j->sender);
 	}
 	fn_split(fn, 64, chan_name[c], m->id);
@@ -1412,14 +1429,14 @@ static void job_finish(struct job *j)
 	m->injob[c] = 0;
 	if (remaining) {
 		heap_push(c, m, retry);
-		if (m->uncommitted) { /* the records go back to m */
-			m->data[1 + c] = j->data;
+		if (m->uc) { /* the records go back to m */
+			m->uc->data[1 + c] = j->data;
 			j->data = (struct str)STR_INIT;
 		}
 	} else {
 		char fn[64];
 		fn_split(fn, sizeof fn, chan_name[c], m->id);
-		if ((!m->uncommitted || m->commit_failed) && unlink(fn) < 0 &&
+		if ((!m->uc || m->uc->failed) && unlink(fn) < 0 &&
 		    errno != ENOENT)
 			alert_sys("unable to remove ", fn);
 		m->pending[c] = 0;
@@ -1750,6 +1767,13 @@ int main(int argc, char **argv)
 	log_init(argv[0]);
 	log_set_fd(0);
 	buf_init(&logbuf, 0, logspace, sizeof logspace, 0);
+#ifdef __SANITIZE_ADDRESS__
+	/* Built with SAN=1: fd 2 is the pipe from qmail-lspawn here, so an
+	 * AddressSanitizer report goes to the log, where the tests look for
+	 * it. (GCC's UBSan runtime keeps its own report file: its reports
+	 * are lost, and only the exit shows.) */
+	__sanitizer_set_report_fd((void *)(intptr_t)0);
+#endif
 	signal(SIGPIPE, SIG_IGN);
 	if (pipe(selfpipe) < 0)
 		log_fatal_sys(EXIT_TEMP, "unable to create a pipe");
