@@ -1495,7 +1495,7 @@ def submission_run(ctx, system, port, password, prefix):
     start_ns = time.time_ns()
     elapsed, took = timed_sessions(
         ctx, n, lambda i: submit_once(port, tls, password, f"{prefix}{i}"))
-    end_ns = delivered_since(newdir, f"bench {prefix}", n, ctx.args.timeout)
+    end_ns = delivered_since(system, f"bench {prefix}", n, ctx.args.timeout)
     return n, elapsed, took, n / ((end_ns - start_ns) / 1e9)
 
 
@@ -1746,7 +1746,7 @@ def bench_tls(ctx, system, round_no):
     start_ns = time.time_ns()
     elapsed, took = timed_sessions(
         ctx, n, lambda i: starttls_once(port, tls, f"{prefix}{i}"))
-    end_ns = delivered_since(newdir, f"bench {prefix}", n, ctx.args.timeout)
+    end_ns = delivered_since(system, f"bench {prefix}", n, ctx.args.timeout)
     cpu = system.cpu() - cpu0
     metrics = session_metrics(n, elapsed, took) + [
         Metric("delivered msgs/s", n / ((end_ns - start_ns) / 1e9),
