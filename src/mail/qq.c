@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -19,23 +20,56 @@
 #include "lib/home.h"
 #include "mail/qq.h"
 
+extern char **environ;
+
 #define QQ_CUSTOM_MAX 1000
 
-static void qq_child(int msg, int env, int err)
+/* Child-side pipe ends, in the order they are moved to fds 0, 1 and 6.
+ * A source already on its target keeps it (it has no close-on-exec
+ * flag); any other source is closed after the moves unless it is one of
+ * the targets, which the moves have already replaced. */
+static int qq_actions(posix_spawn_file_actions_t *fa, const int from[3])
+{
+	static const int to[3] = {0, 1, 6};
+
+	for (int i = 0; i < 3; i++)
+		if (from[i] != to[i] &&
+		    posix_spawn_file_actions_adddup2(fa, from[i], to[i]) != 0)
+			return -1;
+	for (int i = 0; i < 3; i++)
+		if (from[i] != 0 && from[i] != 1 && from[i] != 6 &&
+		    posix_spawn_file_actions_addclose(fa, from[i]) != 0)
+			return -1;
+	return 0;
+}
+
+/* posix_spawn rather than fork: the queue is started once per message,
+ * and a vfork-style start copies none of the caller's page tables. */
+static int qq_spawn(pid_t *pid, const int from[3])
 {
 	struct str path = STR_INIT;
 	const char *prog = env_trusted("QMAILQUEUE");
+	posix_spawn_file_actions_t fa;
+	int err;
 
 	if (!prog || !*prog) {
 		if (str_copys(&path, home_dir()) < 0 ||
-		    str_appends(&path, "/bin/qmail-queue") < 0)
-			_exit(QQ_NOMEM);
+		    str_appends(&path, "/bin/qmail-queue") < 0) {
+			str_free(&path);
+			return ENOMEM;
+		}
 		prog = path.s;
 	}
-	if (fd_move(0, msg) < 0 || fd_move(1, env) < 0 || fd_move(6, err) < 0)
-		_exit(QQ_BUG);
-	execl(prog, prog, (char *)NULL);
-	_exit(QQ_BUG);
+	char *argv[] = {(char *)prog, NULL};
+	err = posix_spawn_file_actions_init(&fa);
+	if (err == 0) {
+		err = qq_actions(&fa, from) < 0
+			  ? ENOMEM
+			  : posix_spawn(pid, prog, &fa, NULL, argv, environ);
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	str_free(&path);
+	return err;
 }
 
 int qq_start(struct qq *q)
@@ -50,21 +84,33 @@ int qq_start(struct qq *q)
 		goto fail_m;
 	if (pipe(r) < 0)
 		goto fail_e;
-	q->pid = fork();
-	if (q->pid < 0)
+	if (fd_cloexec(m[1]) < 0 || fd_cloexec(e[1]) < 0 ||
+	    fd_cloexec(r[0]) < 0)
 		goto fail_r;
-	if (q->pid == 0) {
-		close(m[1]);
-		close(e[1]);
-		close(r[0]);
-		qq_child(m[0], e[0], r[1]);
-	}
+	const int from[3] = {m[0], e[0], r[1]};
+	int err = qq_spawn(&q->pid, from);
 	close(m[0]);
 	close(e[0]);
 	close(r[1]);
-	fd_cloexec(m[1]);
-	fd_cloexec(e[1]);
-	fd_cloexec(r[0]);
+	if (err == EAGAIN || err == ENOMEM) {
+		close(m[1]);
+		close(e[1]);
+		close(r[0]);
+		q->pid = -1;
+		errno = err;
+		return -1;
+	}
+	if (err != 0) {
+		/* It could not be executed: reported as fork and exec used
+		 * to report it, by the exit code of a child that failed. */
+		close(m[1]);
+		close(e[1]);
+		close(r[0]);
+		q->pid = -1;
+		q->failed = 1;
+		q->spawn_code = QQ_BUG;
+		m[1] = e[1] = r[0] = -1;
+	}
 	q->envfd = e[1];
 	q->errfd = r[0];
 	buf_init(&q->msg, m[1], q->space, sizeof q->space, 0);
@@ -96,6 +142,8 @@ static int qq_wait(struct qq *q)
 {
 	int status;
 
+	if (q->pid < 0)
+		return q->spawn_code;
 	while (waitpid(q->pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return QQ_BUG;

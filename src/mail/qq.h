@@ -18,9 +18,10 @@
 
 struct qq {
 	pid_t pid;
-	int envfd;  /* our end of the child's fd 1 */
-	int errfd;  /* our end of the child's fd 6 */
-	int failed; /* a write failed: the child is gone or broken */
+	int envfd;	/* our end of the child's fd 1 */
+	int errfd;	/* our end of the child's fd 6 */
+	int failed;	/* a write failed: the child is gone or broken */
+	int spawn_code; /* the exit code to report when no child ran */
 	struct buf msg;
 	char space[BUF_SIZE];
 };
