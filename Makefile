@@ -59,7 +59,7 @@ LDFLAGS ?=
 ALL_CFLAGS := -std=c17 $(OPT) -g $(WARN) $(HARDEN) $(FEATURES) -fPIE \
 	-Isrc -I$(BUILD)/gen $(CDB_CFLAGS) -MMD -MP $(CFLAGS)
 ALL_LDFLAGS := -pie -Wl,-z,relro -Wl,-z,now -Wl,--as-needed $(HARDEN) $(LDFLAGS)
-LIBS := $(CDB_LIBS) $(CRYPT_LIBS) -lresolv -pthread
+LIBS := $(CDB_LIBS) $(CRYPT_LIBS) -lresolv
 
 AREAS := $(filter-out src/tls,$(wildcard src/*))
 ALL_C := $(wildcard $(addsuffix /*.c,$(AREAS)))

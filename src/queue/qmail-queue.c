@@ -23,7 +23,6 @@
 #include "lib/buf.h"
 #include "lib/date822.h"
 #include "lib/exitcode.h"
-#include "lib/bgsync.h"
 #include "lib/fsync_dir.h"
 #include "lib/home.h"
 #include "lib/str.h"
@@ -108,7 +107,7 @@ static void copy_message(int messfd)
 	}
 	if (n < 0)
 		die(QQ_READ);
-	if (buf_flush(&out) < 0)
+	if (buf_flush(&out) < 0 || fsync(messfd) < 0)
 		die(QQ_WRITE);
 }
 
@@ -183,8 +182,7 @@ static void pull_trigger(void)
 int main(void)
 {
 	struct stat st;
-	struct bgsync syncs;
-	int messfd, messdirfd, intdfd;
+	int messfd, intdfd;
 
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGALRM, on_alarm);
@@ -205,17 +203,9 @@ int main(void)
 	if (unlink(pidfn) < 0)
 		die(QQ_QUEUE_PID);
 
-	/* The message, its mess entry and the envelope must all be on disk
-	 * before todo may point at them, in no particular order. Each sync
-	 * is a cache flush of its own: the helper does the first two while
-	 * this thread copies the message and writes the envelope. */
-	messdirfd = open(messdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (messdirfd < 0)
-		die(QQ_WRITE);
-	bgsync_begin(&syncs);
-	bgsync_add(&syncs, messdirfd, 1);
 	copy_message(messfd);
-	bgsync_add(&syncs, messfd, 0);
+	if (close(messfd) < 0)
+		die(QQ_WRITE);
 
 	intdfd = open(intdfn, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (intdfd < 0)
@@ -224,10 +214,10 @@ int main(void)
 	copy_envelope(intdfd);
 	if (close(intdfd) < 0)
 		die(QQ_WRITE);
-	if (bgsync_end(&syncs) < 0 || close(messfd) < 0)
-		die(QQ_WRITE);
-	close(messdirfd);
 
+	/* The mess entry must be on disk before todo can point at it. */
+	if (fsync_dir(messdir) < 0)
+		die(QQ_WRITE);
 	if (link(intdfn, todofn) < 0)
 		die(QQ_QUEUE_TODO);
 	/* From here on the message is queued; failing now would make the
