@@ -255,6 +255,21 @@ class LogBook:
         self.dir = pathlib.Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.paths = []
+        self.watched = []
+
+    def report_dir(self, name, uid=None, gid=None):
+        """A directory for sanitizer reports written by log_path (for a
+        process whose stderr goes nowhere a test reads); every file that
+        appears in it counts as a log of this test. Owned by uid:gid when
+        given, so an instance account can write there."""
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80] or "reports"
+        path = self.dir / f"reports-{safe}"
+        path.mkdir(exist_ok=True)
+        if uid is not None and is_root():
+            os.chown(path, uid, gid)
+        if path not in self.watched:
+            self.watched.append(path)
+        return path
 
     def new(self, name):
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80] or "log"
@@ -264,7 +279,14 @@ class LogBook:
 
     def texts(self):
         out = []
-        for path in self.paths:
+        reports = []
+        for directory in self.watched:
+            try:
+                reports += sorted(p for p in directory.iterdir()
+                                  if p.is_file())
+            except OSError:
+                continue
+        for path in self.paths + reports:
             try:
                 text = path.read_text(errors="replace")
             except OSError:

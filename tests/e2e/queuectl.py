@@ -43,9 +43,18 @@ class Queue:
         self.log_path = self.inst.logbook.new(f"queue-run{self.runs}")
         argv = self.inst.as_account(
             [str(self.inst.path / "bin" / "qmail-start"), self.delivery])
+        # qmail-send's fd 2 is a pipe from qmail-lspawn, and UBSan writes
+        # its reports to fd 2 (ASan's it redirects itself): a report from
+        # the queue would be lost. log_path puts them in files the
+        # LogBook scans.
+        env = self.inst.env()
+        reports = self.inst.logbook.report_dir(
+            self.inst.path.name, self.inst.uid, self.inst.gid)
+        env["UBSAN_OPTIONS"] = (qmtest.SANITIZER_ENV["UBSAN_OPTIONS"]
+                                + f":log_path={reports}/ubsan-run{self.runs}")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                argv, env=self.inst.env(), cwd=self.inst.path,
+                argv, env=env, cwd=self.inst.path,
                 stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True)
         return self.proc.pid

@@ -455,3 +455,36 @@ def test_failure_reporting(scratch):
     assert "sanitizer report in 00-server-sh.log" in out, out
     assert "sanitizer report in 01-run-sh.log" in out, out
     assert list(private.iterdir()) == []
+
+
+def test_queue_ubsan_reports_reach_the_logbook(instance, qm_logbook):
+    """qmail-send's fd 2 goes nowhere a test reads, so the queue runs with
+    UBSan's log_path in a directory the LogBook scans: a report written
+    there fails the test like one in a log file."""
+    from queuectl import Queue
+
+    queue = Queue(instance)
+    try:
+        pid = queue.start()
+        queue.wait_started()
+        environ = pathlib.Path(f"/proc/{pid}/environ").read_bytes()
+        options = [v for v in environ.split(b"\0")
+                   if v.startswith(b"UBSAN_OPTIONS=")]
+        assert len(options) == 1
+        log_path = pathlib.Path(
+            options[0].split(b"log_path=", 1)[1].split(b":")[0].decode())
+        assert log_path.parent in qm_logbook.watched
+        assert log_path.name == "ubsan-run1"
+        if is_root():
+            assert log_path.parent.stat().st_uid == instance.uid
+        assert qm_logbook.sanitizer_reports() == []
+        # What UBSan would write (log_path gets the pid appended).
+        report = log_path.with_name(f"{log_path.name}.{pid}")
+        report.write_text("x.c:1:1: runtime error: signed integer "
+                          "overflow\n")
+        found = qm_logbook.sanitizer_reports()
+        assert [path for path, _ in found] == [report]
+        report.unlink()
+        assert qm_logbook.sanitizer_reports() == []
+    finally:
+        queue.stop()
