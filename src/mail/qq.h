@@ -27,8 +27,10 @@ struct qq {
 };
 
 /* Start qmail-queue: $QMAILQUEUE when set (and not setuid), otherwise
- * <home>/bin/qmail-queue. Returns 0, or -1 (errno) when it cannot be
- * started. */
+ * <home>/bin/qmail-queue. Returns 0, or -1 (errno) when no process
+ * could be started (EAGAIN, ENOMEM). A program that cannot be executed
+ * still returns 0: the finish then reports QQ_BUG, as the exit code of a
+ * child whose exec failed used to. */
 int qq_start(struct qq *q);
 /* Message bytes, in order. Failures are remembered, not returned: the
  * exit code of the child tells what went wrong. */
