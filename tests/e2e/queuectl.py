@@ -33,6 +33,7 @@ class Queue:
         self.proc = None
         self.log_path = None
         self.runs = 0
+        self.env = None
 
     # ---- starting ----
 
@@ -48,10 +49,10 @@ class Queue:
         # the queue would be lost. log_path puts them in files the
         # LogBook scans.
         env = self.inst.env()
-        reports = self.inst.logbook.report_dir(
-            self.inst.path.name, self.inst.uid, self.inst.gid)
-        env["UBSAN_OPTIONS"] = (qmtest.SANITIZER_ENV["UBSAN_OPTIONS"]
+        reports = self.inst.logbook.report_dir(self.inst.path.name)
+        env["UBSAN_OPTIONS"] = (env.get("UBSAN_OPTIONS", "")
                                 + f":log_path={reports}/ubsan-run{self.runs}")
+        self.env = env  # what qmail-start was given, for tests to compare
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 argv, env=env, cwd=self.inst.path,

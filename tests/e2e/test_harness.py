@@ -475,8 +475,8 @@ def test_queue_ubsan_reports_reach_the_logbook(instance, qm_logbook):
             options[0].split(b"log_path=", 1)[1].split(b":")[0].decode())
         assert log_path.parent in qm_logbook.watched
         assert log_path.name == "ubsan-run1"
-        if is_root():
-            assert log_path.parent.stat().st_uid == instance.uid
+        assert stat.S_IMODE(log_path.parent.stat().st_mode) == 0o1777
+        assert queue.env["UBSAN_OPTIONS"] == options[0].split(b"=", 1)[1].decode()
         assert qm_logbook.sanitizer_reports() == []
         # What UBSan would write (log_path gets the pid appended).
         report = log_path.with_name(f"{log_path.name}.{pid}")
